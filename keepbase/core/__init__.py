@@ -1,0 +1,1 @@
+"""Plain building blocks every other package may import: config, errors, ids, clock, types."""

@@ -1,0 +1,126 @@
+"""The one error tree. Services raise these; only ``api/errors.py`` renders them.
+
+    ApiError(status, message, data)
+     ├── BadRequestError        400  (generic "Something went wrong ..." by default)
+     │    └── ValidationError   400  data = {field: FieldError | nested dict}
+     ├── UnauthorizedError      401
+     ├── ForbiddenError         403
+     ├── NotFoundError          404
+     ├── TooLargeError          413
+     └── TooManyRequestsError   429
+
+Every message is safe to show to a client. Driver errors are translated at the store
+boundary and chained with ``from`` so the real cause stays in logs only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_MESSAGES = {
+    400: "Something went wrong while processing your request.",
+    401: "Missing or invalid authentication.",
+    403: "You are not allowed to perform this request.",
+    404: "The requested resource wasn't found.",
+    413: "Request entity too large.",
+    429: "Too Many Requests.",
+    500: "Something went wrong while processing your request.",
+}
+
+
+def normalize_message(message: str) -> str:
+    """PocketBase's sentence normalisation: trim, capitalise, end with punctuation."""
+    msg = message.strip()
+    if not msg:
+        return msg
+    msg = msg[0].upper() + msg[1:]
+    if msg[-1] not in ".?!":
+        msg += "."
+    return msg
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One validation failure for one field: ``{code, message, params?}``."""
+
+    code: str
+    message: str
+    params: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "message": normalize_message(self.message)}
+        if self.params is not None:
+            out["params"] = self.params
+        return out
+
+
+ErrorData = dict[str, Any]  # field -> FieldError | nested ErrorData
+
+
+def render_data(data: ErrorData) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, FieldError):
+            out[key] = value.to_dict()
+        elif isinstance(value, dict):
+            out[key] = render_data(value)
+        else:
+            out[key] = {"code": "validation_invalid_value", "message": "Invalid value."}
+    return out
+
+
+@dataclass
+class ApiError(Exception):
+    status: int = 400
+    message: str = ""
+    data: ErrorData = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.message:
+            self.message = DEFAULT_MESSAGES.get(self.status, DEFAULT_MESSAGES[400])
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data": render_data(self.data),
+            "message": normalize_message(self.message),
+            "status": self.status,
+        }
+
+
+class BadRequestError(ApiError):
+    def __init__(self, message: str = "", data: ErrorData | None = None) -> None:
+        super().__init__(400, message, data or {})
+
+
+class ValidationError(BadRequestError):
+    """A 400 whose ``data`` names the offending fields."""
+
+
+class UnauthorizedError(ApiError):
+    def __init__(self, message: str = "") -> None:
+        super().__init__(401, message, {})
+
+
+class ForbiddenError(ApiError):
+    def __init__(self, message: str = "") -> None:
+        super().__init__(403, message, {})
+
+
+class NotFoundError(ApiError):
+    def __init__(self, message: str = "") -> None:
+        super().__init__(404, message, {})
+
+
+class TooLargeError(ApiError):
+    def __init__(self, message: str = "") -> None:
+        super().__init__(413, message, {})
+
+
+class TooManyRequestsError(ApiError):
+    def __init__(self, message: str = "") -> None:
+        super().__init__(429, message, {})
+
+
+REQUIRED = FieldError("validation_required", "Cannot be blank.")

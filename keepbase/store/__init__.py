@@ -1,0 +1,1 @@
+"""Storage: engines, schema, fields, record services (SQLAlchemy Core on SQLite and PostgreSQL)."""
