@@ -1,0 +1,3 @@
+from keepbase.cli import main
+
+main()

@@ -1,0 +1,112 @@
+"""The Config dataclass and its loader.
+
+Every setting is declared once below (type, default, help). CLI flags and ``KEEPBASE_*``
+environment names are derived from this list. Sources, later overriding earlier:
+defaults → environment → flags. The result is frozen and passed down explicitly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ENV_PREFIX = "KEEPBASE_"
+
+
+class ConfigError(ValueError):
+    """A missing or invalid configuration value; the message names the key."""
+
+
+def _opt(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Config:
+    http: str = _opt("127.0.0.1:8090", "Address HOST:PORT the server listens on.")
+    dir: str = _opt("kb_data", "Data folder (SQLite database, files, logs).")
+    db: str = _opt("", "PostgreSQL URL (postgresql://...); empty means SQLite in the data folder.")
+    sqlite_sync: str = _opt(
+        "full",
+        "SQLite synchronous mode: 'full' (acknowledged writes survive power loss) or 'normal' "
+        "(faster, as PocketBase runs; a power cut may lose the last commits).",
+    )
+    pg_pool_size: int = _opt(10, "PostgreSQL connection pool size per process.")
+    sqlite_readers: int = _opt(8, "Number of pooled SQLite reader connections.")
+    statement_timeout_ms: int = _opt(10000, "Statement timeout for queries (both engines), in ms.")
+    max_body_size: int = _opt(32 * 1024 * 1024, "Default request body limit in bytes (413 above it).")
+    dev: bool = _opt(False, "Development mode: log SQL and errors verbosely.")
+
+    @property
+    def host(self) -> str:
+        return self.http.rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.http.rsplit(":", 1)[1])
+
+    @property
+    def is_postgres(self) -> bool:
+        return bool(self.db)
+
+    def with_values(self, **values: Any) -> Config:
+        return dataclasses.replace(self, **values)
+
+
+def config_fields() -> list[dataclasses.Field[Any]]:
+    return list(dataclasses.fields(Config))
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def _coerce(name: str, ftype: Any, raw: Any) -> Any:
+    tname = ftype if isinstance(ftype, str) else getattr(ftype, "__name__", str(ftype))
+    try:
+        if tname == "bool":
+            if isinstance(raw, bool):
+                return raw
+            low = str(raw).strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if tname == "int":
+            return int(raw)
+        return str(raw)
+    except ValueError as exc:
+        raise ConfigError(f"invalid value for {name} ({env_name(name)}): {raw!r}") from exc
+
+
+def _validate(cfg: Config) -> Config:
+    if ":" not in cfg.http or not cfg.http.rsplit(":", 1)[1].isdigit():
+        raise ConfigError(f"invalid value for http ({env_name('http')}): {cfg.http!r}, expected HOST:PORT")
+    if cfg.sqlite_sync not in ("full", "normal"):
+        raise ConfigError(f"invalid value for sqlite_sync: {cfg.sqlite_sync!r}, expected full or normal")
+    if cfg.db and not cfg.db.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+        raise ConfigError(f"invalid value for db ({env_name('db')}): only postgresql:// URLs are supported")
+    return cfg
+
+
+def load_config(
+    flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Build a Config from defaults, then ``KEEPBASE_*`` environment, then explicit flags."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in config_fields():
+        if env_name(f.name) in env:
+            values[f.name] = _coerce(f.name, f.type, env[env_name(f.name)])
+    for key, raw in (flags or {}).items():
+        if raw is None:
+            continue
+        ftype = next((f.type for f in config_fields() if f.name == key), None)
+        if ftype is None:
+            raise ConfigError(f"unknown configuration key {key!r}")
+        values[key] = _coerce(key, ftype, raw)
+    return _validate(Config(**values))
