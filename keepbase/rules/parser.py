@@ -66,7 +66,7 @@ def _parse(source: str) -> Chain:
         if count > MAX_COMPARISONS:
             raise FilterError(f"too many comparisons (max {MAX_COMPARISONS})")
     if len(stack) > 1:
-        raise FilterError(INCOMPLETE)
+        raise FilterError(f"invalid formatted group - missing {len(stack) - 1} closing bracket(s)")
     return stack[0].finish()
 
 

@@ -99,5 +99,15 @@ class Collection:
             out["authRule"] = self.rules.get("authRule", "")
             out["manageRule"] = self.rules.get("manageRule")
             for key, value in self.options.items():
-                out[key] = value
+                out[key] = public_option(key, value)
         return out
+
+
+def public_option(key: str, value: Any) -> Any:
+    """Auth options without their write-only secrets."""
+    if isinstance(value, dict) and "secret" in value:
+        return {k: v for k, v in value.items() if k != "secret"}
+    if key == "oauth2" and isinstance(value, dict):
+        providers = [{k: v for k, v in p.items() if k != "clientSecret"} for p in value.get("providers", [])]
+        return {**value, "providers": providers}
+    return value

@@ -1,0 +1,120 @@
+"""Collections management routes (superusers only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..core.errors import REQUIRED, BadRequestError, NotFoundError, ValidationError
+from ..store.collection_validate import FORMAT_ERROR
+from ..store.models import Collection
+from .deps import app_of, read_body, require_superuser, run
+from .params import list_params
+from .responses import json_response, no_content
+
+
+def _find(request: Request) -> Collection:
+    c = app_of(request).collections.find(request.path_params["collection"])
+    if c is None:
+        raise NotFoundError()
+    return c
+
+
+_SORTABLE = {"id", "created", "updated", "name", "system", "type"}
+
+
+def _sort_key(sort: str) -> list[tuple[str, bool]]:
+    keys: list[tuple[str, bool]] = []
+    for part in sort.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        desc = part.startswith("-")
+        name = part.lstrip("+-")
+        if name not in _SORTABLE:
+            raise BadRequestError()
+        keys.append((name, desc))
+    return keys
+
+
+async def list_collections(request: Request) -> Response:
+    await require_superuser(request)
+    app = app_of(request)
+    params = list_params(request.query_params)
+    items = [c.to_dict() for c in app.collections.all()]
+    if params.filter.strip():
+        items = app.collection_filter(items, params.filter)
+    for name, desc in reversed(_sort_key(params.sort)):
+        items.sort(key=lambda d, n=name: (str(d[n]) if not isinstance(d[n], bool) else str(int(d[n]))),  # type: ignore[misc]
+                   reverse=desc)
+    total = len(items)
+    start = (params.page - 1) * params.per_page
+    page_items = items[start:start + params.per_page]
+    body = {"items": page_items, "page": params.page, "perPage": params.per_page,
+            "totalItems": -1 if params.skip_total else total,
+            "totalPages": -1 if params.skip_total else (total + params.per_page - 1) // params.per_page}
+    return json_response(body, request.query_params.get("fields", ""), is_list=True)
+
+
+async def view_collection(request: Request) -> Response:
+    await require_superuser(request)
+    return json_response(_find(request).to_dict(), request.query_params.get("fields", ""))
+
+
+async def _payload(request: Request, message: str) -> dict[str, Any]:
+    body, _ = await read_body(request, app_of(request).config.max_body_size, invalid_message=message)
+    return body
+
+
+async def create_collection(request: Request) -> Response:
+    await require_superuser(request)
+    body = await _payload(request, "Failed to load the collection type data due to invalid formatting.")
+    app = app_of(request)
+    c = await run(request, app.collections.create, body)
+    return json_response(c.to_dict(), request.query_params.get("fields", ""))
+
+
+async def update_collection(request: Request) -> Response:
+    await require_superuser(request)
+    c = _find(request)
+    body = await _payload(request, FORMAT_ERROR)
+    app = app_of(request)
+    updated = await run(request, app.collections.update, c.id, body)
+    return json_response(updated.to_dict(), request.query_params.get("fields", ""))
+
+
+async def delete_collection(request: Request) -> Response:
+    await require_superuser(request)
+    c = _find(request)
+    app = app_of(request)
+    await run(request, app.collections.delete, c.id)
+    return no_content()
+
+
+async def truncate_collection(request: Request) -> Response:
+    await require_superuser(request)
+    c = _find(request)
+    app = app_of(request)
+    await run(request, app.records.truncate, c)
+    return no_content()
+
+
+async def import_collections(request: Request) -> Response:
+    await require_superuser(request)
+    body = await _payload(request, "An error occurred while loading the submitted data.")
+    items = body.get("collections")
+    if not items:
+        raise ValidationError("An error occurred while validating the submitted data.", {"collections": REQUIRED})
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise BadRequestError("An error occurred while loading the submitted data.")
+    app = app_of(request)
+    await run(request, app.collections.import_collections, items, bool(body.get("deleteMissing")))
+    return no_content()
+
+
+async def scaffolds(request: Request) -> Response:
+    await require_superuser(request)
+    app = app_of(request)
+    return json_response(app.scaffolds(), request.query_params.get("fields", ""))

@@ -1,0 +1,138 @@
+"""Request → what services need: the App, auth, RequestInfo, parsed bodies within size limits."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio.to_thread
+import orjson
+from starlette.requests import Request
+
+from ..core.errors import BadRequestError, ForbiddenError, TooLargeError, UnauthorizedError
+from ..core.types import AuthInfo, RequestInfo
+
+if TYPE_CHECKING:
+    from ..app import App
+
+T = TypeVar("T")
+UNSUPPORTED = "Unsupported Content-Type."
+_NUM_RE = re.compile(r"^-?(0|[1-9]\d*)(\.\d*[1-9])?$")
+
+
+def app_of(request: Request) -> App:
+    return request.app.state.keepbase  # type: ignore[no-any-return]
+
+
+async def run(request: Request, fn: Callable[..., T], *args: Any) -> T:
+    """Run a blocking service call off the event loop."""
+    return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=app_of(request).limiter)
+
+
+async def current_auth(request: Request) -> AuthInfo | None:
+    cached = request.scope.get("kb_auth", False)
+    if cached is not False:
+        return cached  # type: ignore[no-any-return]
+    header = request.headers.get("authorization", "")
+    auth = None
+    if header:
+        app = app_of(request)
+        auth = await run(request, app.auth_from_token, header)
+    request.scope["kb_auth"] = auth
+    return auth
+
+
+async def require_superuser(request: Request) -> AuthInfo:
+    auth = await current_auth(request)
+    if auth is None:
+        raise UnauthorizedError("The request requires valid record authorization token.")
+    if not auth.is_superuser:
+        raise ForbiddenError("The authorized record is not allowed to perform this action.")
+    return auth
+
+
+async def request_info(request: Request, body: dict[str, Any] | None = None) -> RequestInfo:
+    return RequestInfo(
+        auth=await current_auth(request),
+        method=request.method,
+        query={k: v for k, v in request.query_params.items()},
+        headers={k.lower().replace("-", "_"): v for k, v in request.headers.items()},
+        body=body or {},
+    )
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLargeError()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLargeError()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def infer_form_value(value: str) -> Any:
+    """PocketBase's multipart inference: bools and exactly-round-tripping numbers."""
+    if value in ("true", "false"):
+        return value == "true"
+    if _NUM_RE.match(value):
+        try:
+            n = float(value)
+        except ValueError:
+            return value
+        if math.isfinite(n):
+            return int(n) if n.is_integer() and "." not in value else n
+    return value
+
+
+async def read_body(request: Request, limit: int, *, invalid_message: str = "") -> tuple[dict[str, Any], bool]:
+    """(body, from_form). JSON objects, multipart and urlencoded forms; 400/413 otherwise."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype in ("", "application/json"):
+        raw = await read_limited(request, limit)
+        if not raw.strip():
+            return {}, False
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise BadRequestError(invalid_message) from None
+        if not isinstance(body, dict):
+            raise BadRequestError(invalid_message)
+        return body, False
+    if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise TooLargeError()
+        try:
+            form = await request.form(max_files=100, max_fields=1000, max_part_size=limit)
+        except Exception as exc:  # starlette raises its own errors for malformed or oversized forms
+            raise BadRequestError(invalid_message) from exc
+        try:
+            out: dict[str, Any] = {}
+            for key in form.keys():
+                values = form.getlist(key)
+                if any(not isinstance(v, str) for v in values):
+                    raise BadRequestError("File uploads are not supported by this keepbase release.")
+                inferred = [infer_form_value(v) for v in values if isinstance(v, str)]
+                if key == "@jsonPayload":
+                    continue
+                out[key] = inferred[0] if len(inferred) == 1 else inferred
+            payload = form.get("@jsonPayload")
+            if isinstance(payload, str):
+                try:
+                    extra = orjson.loads(payload)
+                except orjson.JSONDecodeError:
+                    raise BadRequestError(invalid_message) from None
+                if not isinstance(extra, dict):
+                    raise BadRequestError(invalid_message)
+                out.update(extra)
+        finally:
+            await form.close()
+        return out, True
+    raise BadRequestError(UNSUPPORTED)

@@ -1,0 +1,24 @@
+"""The only place that renders PocketBase's error envelope."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..core.errors import ApiError
+
+log = logging.getLogger("keepbase.api")
+
+
+def error_response(err: ApiError) -> Response:
+    return Response(orjson.dumps(err.to_dict()), status_code=err.status, media_type="application/json")
+
+
+async def api_error_handler(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ApiError):
+        return error_response(exc)
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(ApiError(500))

@@ -1,0 +1,20 @@
+"""GET /api/health."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .deps import current_auth
+from .responses import json_response
+
+
+async def health(request: Request) -> Response:
+    data: dict[str, object] = {}
+    if request.headers.get("authorization"):
+        auth = await current_auth(request)
+        if auth is not None and auth.is_superuser:
+            client = request.client.host if request.client else ""
+            data = {"canBackup": True, "realIP": client, "possibleProxyHeader": ""}
+    return json_response({"message": "API is healthy.", "code": 200, "data": data},
+                         request.query_params.get("fields", ""))

@@ -1,0 +1,74 @@
+"""Auth routes for auth collections: auth-with-password, auth-refresh, auth-methods."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..core.errors import REQUIRED, BadRequestError, NotFoundError, UnauthorizedError, ValidationError
+from ..store.models import Collection
+from .deps import app_of, current_auth, read_body, run
+from .responses import json_response
+
+LOAD_ERROR = "An error occurred while loading the submitted data."
+
+
+def _auth_collection(request: Request) -> Collection:
+    c = app_of(request).collections.find(request.path_params["collection"])
+    if c is None or not c.is_auth:
+        raise NotFoundError("Missing or invalid auth collection context.")
+    return c
+
+
+async def _auth_response(request: Request, c: Collection, record: dict[str, Any]) -> Response:
+    app = app_of(request)
+    token = app.new_auth_token(c, record)
+    view = await run(request, app.records.auth_record_json, c, record["id"], c.name == "_superusers")
+    return json_response({"record": view, "token": token}, request.query_params.get("fields", ""))
+
+
+async def auth_with_password(request: Request) -> Response:
+    c = _auth_collection(request)
+    body, _ = await read_body(request, app_of(request).config.max_body_size, invalid_message=LOAD_ERROR)
+    identity, password = body.get("identity"), body.get("password")
+    errors = {}
+    if not identity or not isinstance(identity, str):
+        errors["identity"] = REQUIRED
+    if not password or not isinstance(password, str):
+        errors["password"] = REQUIRED
+    if errors:
+        raise ValidationError(LOAD_ERROR.replace("loading", "validating"), errors)
+    field = body.get("identityField") or ""
+    if not isinstance(field, str):
+        raise BadRequestError(LOAD_ERROR)
+    app = app_of(request)
+    record = await run(request, app.authenticate_with_password, c, identity, password, field)
+    return await _auth_response(request, c, record)
+
+
+async def auth_refresh(request: Request) -> Response:
+    c = _auth_collection(request)
+    auth = await current_auth(request)
+    if auth is None or auth.collection_id != c.id:
+        raise UnauthorizedError("The request requires valid record authorization token.")
+    return await _auth_response(request, c, dict(auth.record))
+
+
+async def auth_methods(request: Request) -> Response:
+    c = _auth_collection(request)
+    pa = c.options.get("passwordAuth", {})
+    enabled = bool(pa.get("enabled"))
+    ident = list(pa.get("identityFields") or []) if enabled else []
+    mfa, otp = c.options.get("mfa", {}), c.options.get("otp", {})
+    body = {
+        "password": {"identityFields": ident, "enabled": enabled},
+        "oauth2": {"providers": [], "enabled": False},
+        "mfa": {"enabled": bool(mfa.get("enabled")), "duration": mfa.get("duration", 0) if mfa.get("enabled") else 0},
+        "otp": {"enabled": bool(otp.get("enabled")), "duration": otp.get("duration", 0) if otp.get("enabled") else 0},
+        "authProviders": [],
+        "usernamePassword": enabled and "username" in ident,
+        "emailPassword": enabled and "email" in ident,
+    }
+    return json_response(body, request.query_params.get("fields", ""))

@@ -1,0 +1,78 @@
+"""Records CRUD routes: /api/collections/{collection}/records[/{id}]."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..core.errors import NotFoundError
+from ..store.models import Collection
+from .deps import app_of, read_body, request_info, run
+from .params import list_params
+from .responses import json_response, no_content
+
+RECORD_BODY_EXTRA = 32 * 1024 * 1024
+
+
+def _collection(request: Request) -> Collection:
+    c = app_of(request).collections.find(request.path_params["collection"])
+    if c is None:
+        raise NotFoundError("Missing collection context.")
+    return c
+
+
+async def list_records(request: Request) -> Response:
+    c = _collection(request)
+    app = app_of(request)
+    params = list_params(request.query_params)
+    info = await request_info(request)
+    result = await run(request, app.records.list_records, c, params, info)
+    body = {"items": result.items, "page": result.page, "perPage": result.per_page,
+            "totalItems": result.total_items, "totalPages": result.total_pages}
+    return json_response(body, request.query_params.get("fields", ""), is_list=True)
+
+
+async def view_record(request: Request) -> Response:
+    c = _collection(request)
+    app = app_of(request)
+    info = await request_info(request)
+    record = await run(request, app.records.find_record_by_id, c, request.path_params["id"], info)
+    return json_response(record, request.query_params.get("fields", ""))
+
+
+def _body_limit(request: Request, c: Collection) -> int:
+    limit = app_of(request).config.max_body_size
+    for f in c.fields:
+        if f.type == "file":
+            limit += int(f.options.get("maxSize") or 5 * 1024 * 1024) * int(f.options.get("maxSelect") or 1)
+        elif f.type == "editor":
+            limit += int(f.options.get("maxSize") or 5 * 1024 * 1024)
+        elif f.type == "json":
+            limit += int(f.options.get("maxSize") or 1024 * 1024)
+    return limit
+
+
+async def create_record(request: Request) -> Response:
+    c = _collection(request)
+    app = app_of(request)
+    body, from_form = await read_body(request, _body_limit(request, c))
+    info = await request_info(request, body)
+    record = await run(request, app.records.create_record, c, body, info, from_form)
+    return json_response(record, request.query_params.get("fields", ""))
+
+
+async def update_record(request: Request) -> Response:
+    c = _collection(request)
+    app = app_of(request)
+    body, from_form = await read_body(request, _body_limit(request, c))
+    info = await request_info(request, body)
+    record = await run(request, app.records.update_record, c, request.path_params["id"], body, info, from_form)
+    return json_response(record, request.query_params.get("fields", ""))
+
+
+async def delete_record(request: Request) -> Response:
+    c = _collection(request)
+    app = app_of(request)
+    info = await request_info(request)
+    await run(request, app.records.delete_record, c, request.path_params["id"], info)
+    return no_content()

@@ -1,0 +1,110 @@
+"""The route table and the ASGI stack (security headers, CORS, error envelope, 404s)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..core.errors import ApiError, NotFoundError
+from . import collections, health, record_auth, records
+from .errors import api_error_handler, error_response
+
+if TYPE_CHECKING:
+    from ..app import App
+
+_SECURITY_HEADERS = [
+    (b"x-xss-protection", b"1; mode=block"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"SAMEORIGIN"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"vary", b"Origin"),
+]
+
+
+class HeadersMiddleware:
+    """Security headers on every response, PocketBase's permissive CORS and preflights."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        has_origin = False
+        preflight_method = None
+        preflight_headers = b""
+        for k, v in scope["headers"]:
+            if k == b"origin":
+                has_origin = True
+            elif k == b"access-control-request-method":
+                preflight_method = v
+            elif k == b"access-control-request-headers":
+                preflight_headers = v
+        if scope["method"] == "OPTIONS":
+            headers = [(b"vary", b"Origin")]
+            if has_origin and preflight_method:
+                headers = [
+                    (b"access-control-allow-headers", preflight_headers),
+                    (b"access-control-allow-methods", b"GET,HEAD,PUT,PATCH,POST,DELETE"),
+                    (b"access-control-allow-origin", b"*"),
+                    (b"vary", b"Origin"), (b"vary", b"Access-Control-Request-Method"),
+                    (b"vary", b"Access-Control-Request-Headers"),
+                ]
+            await send({"type": "http.response.start", "status": 204, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.extend(_SECURITY_HEADERS)
+                if has_origin:
+                    headers.append((b"access-control-allow-origin", b"*"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, HTTPException) and exc.status_code in (404, 405):
+        if request.method in ("GET", "HEAD"):
+            return error_response(NotFoundError("File not found."))
+        return error_response(NotFoundError())
+    return await api_error_handler(request, exc)
+
+
+def build_asgi(app: App) -> ASGIApp:
+    routes = [
+        Route("/api/health", health.health, methods=["GET"]),
+        Route("/api/collections", collections.list_collections, methods=["GET"]),
+        Route("/api/collections", collections.create_collection, methods=["POST"]),
+        Route("/api/collections/import", collections.import_collections, methods=["PUT"]),
+        Route("/api/collections/meta/scaffolds", collections.scaffolds, methods=["GET"]),
+        Route("/api/collections/{collection}", collections.view_collection, methods=["GET"]),
+        Route("/api/collections/{collection}", collections.update_collection, methods=["PATCH"]),
+        Route("/api/collections/{collection}", collections.delete_collection, methods=["DELETE"]),
+        Route("/api/collections/{collection}/truncate", collections.truncate_collection, methods=["DELETE"]),
+        Route("/api/collections/{collection}/records", records.list_records, methods=["GET"]),
+        Route("/api/collections/{collection}/records", records.create_record, methods=["POST"]),
+        Route("/api/collections/{collection}/records/{id}", records.view_record, methods=["GET"]),
+        Route("/api/collections/{collection}/records/{id}", records.update_record, methods=["PATCH"]),
+        Route("/api/collections/{collection}/records/{id}", records.delete_record, methods=["DELETE"]),
+        Route("/api/collections/{collection}/auth-methods", record_auth.auth_methods, methods=["GET"]),
+        Route("/api/collections/{collection}/auth-with-password", record_auth.auth_with_password,
+              methods=["POST"]),
+        Route("/api/collections/{collection}/auth-refresh", record_auth.auth_refresh, methods=["POST"]),
+    ]
+    handlers: dict[Any, Any] = {ApiError: api_error_handler, HTTPException: not_found,
+                                Exception: api_error_handler}
+    star = Starlette(routes=routes, exception_handlers=handlers)
+    star.router.redirect_slashes = False
+    star.state.keepbase = app
+    return HeadersMiddleware(star)

@@ -1,0 +1,199 @@
+"""The collections service: a cached registry plus create/update/delete/import.
+
+The cache is rebuilt from ``_collections`` after every schema change (and on ``refresh()``),
+so readers always see a complete, consistent set of collections.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Table, delete, func, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..core.clock import now_str
+from ..core.errors import BadRequestError, NotFoundError, ValidationError
+from . import builtin
+from .collection_validate import RuleValidator, collection_from_payload, validate_collection
+from .db import Database
+from .migrate import alter_collection_table, create_collection_table, drop_collection_table
+from .models import Collection, Field
+from .schema import system_metadata
+
+
+def _to_row(c: Collection, seq: int) -> dict[str, Any]:
+    return {
+        "id": c.id, "system": 1 if c.system else 0, "type": c.type, "name": c.name,
+        "fields": orjson.dumps([f.to_dict() for f in c.fields]).decode(),
+        "indexes": orjson.dumps(c.indexes).decode(),
+        "rules": orjson.dumps(c.rules).decode(),
+        "options": orjson.dumps(c.options).decode(),
+        "created": c.created, "updated": c.updated, "seq": seq,
+    }
+
+
+def _field_from_dict(d: dict[str, Any]) -> Field:
+    common = {"id", "name", "type", "system", "hidden", "presentable"}
+    return Field(id=d["id"], name=d["name"], type=d["type"], system=d.get("system", False),
+                 hidden=d.get("hidden", False), presentable=d.get("presentable", False),
+                 options={k: v for k, v in d.items() if k not in common})
+
+
+def _from_row(row: Any) -> Collection:
+    return Collection(
+        id=row.id, name=row.name, type=row.type, system=bool(row.system),
+        fields=[_field_from_dict(d) for d in orjson.loads(row.fields)],
+        indexes=orjson.loads(row.indexes), rules=orjson.loads(row.rules),
+        options=orjson.loads(row.options), created=row.created, updated=row.updated,
+    )
+
+
+def _no_rule_check(_c: Collection, _rule: str) -> str | None:
+    return None
+
+
+class CollectionStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._md, self.table, self.params = system_metadata()
+        self._lock = threading.Lock()
+        self._by_key: dict[str, Collection] = {}
+        self._ordered: list[Collection] = []
+        self.rule_validator: RuleValidator = _no_rule_check
+
+    # --- bootstrap and cache ---
+    def bootstrap(self) -> None:
+        """Create system tables and built-in collections on first start."""
+        with self.db.write() as conn:
+            self._md.create_all(conn, checkfirst=True)
+            if conn.execute(select(func.count()).select_from(self.table)).scalar_one() == 0:
+                now = now_str()
+                for i, c in enumerate(builtin.builtin_collections(now)):
+                    create_collection_table(conn, c)
+                    conn.execute(insert(self.table).values(_to_row(c, i + 1)))
+        self.refresh()
+
+    def refresh(self, conn: Connection | None = None) -> None:
+        if conn is None:
+            with self.db.read() as rconn:
+                rows = rconn.execute(select(self.table).order_by(self.table.c.seq)).all()
+        else:
+            rows = conn.execute(select(self.table).order_by(self.table.c.seq)).all()
+        ordered = [_from_row(r) for r in rows]
+        by_key: dict[str, Collection] = {}
+        for c in ordered:
+            by_key[c.id] = c
+            by_key.setdefault(c.name.lower(), c)
+        with self._lock:
+            self._ordered, self._by_key = ordered, by_key
+
+    def all(self) -> list[Collection]:
+        return list(self._ordered)
+
+    def find(self, id_or_name: str) -> Collection | None:
+        return self._by_key.get(id_or_name) or self._by_key.get(id_or_name.lower())
+
+    def get(self, id_or_name: str) -> Collection:
+        c = self.find(id_or_name)
+        if c is None:
+            raise NotFoundError()
+        return c
+
+    # --- changes ---
+    def _save(self, payload: dict[str, Any], old: Collection | None, fail_message: str) -> Collection:
+        with self.db.write() as conn:
+            self.refresh(conn)
+            new = collection_from_payload(payload, old, now_str())
+            others = [c for c in self._ordered if old is None or c.id != old.id]
+            validate_collection(new, old, others, self.rule_validator)
+            try:
+                with conn.begin_nested():
+                    if old is None:
+                        create_collection_table(conn, new)
+                        seq = (conn.execute(select(func.max(self.table.c.seq))).scalar() or 0) + 1
+                        conn.execute(insert(self.table).values(_to_row(new, seq)))
+                    else:
+                        alter_collection_table(conn, old, new)
+                        row = _to_row(new, 0)
+                        row.pop("seq")
+                        conn.execute(update(self.table).where(self.table.c.id == old.id).values(row))
+            except SQLAlchemyError as exc:
+                if new.type == "view":
+                    detail = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+                    raise ValidationError(fail_message, {
+                        "viewQuery": _view_error(detail)}) from exc
+                raise BadRequestError(fail_message) from exc
+            self.refresh(conn)
+        self.refresh()
+        return new
+
+    def create(self, payload: dict[str, Any]) -> Collection:
+        return self._save(payload, None, "Failed to create collection.")
+
+    def update(self, id_or_name: str, payload: dict[str, Any]) -> Collection:
+        return self._save(payload, self.get(id_or_name), "Failed to update collection.")
+
+    def delete(self, id_or_name: str) -> None:
+        c = self.get(id_or_name)
+        if c.system:
+            raise BadRequestError("Failed to delete collection.")
+        refs = self.referencing(c)
+        if refs:
+            raise BadRequestError(
+                "Failed to delete collection probably due to existing reference in " + ", ".join(sorted(refs)) + ".")
+        with self.db.write() as conn:
+            drop_collection_table(conn, c)
+            conn.execute(delete(self.table).where(self.table.c.id == c.id))
+        self.refresh()
+
+    def referencing(self, c: Collection) -> set[str]:
+        refs: set[str] = set()
+        for o in self._ordered:
+            if o.id == c.id:
+                continue
+            for f in o.fields:
+                if f.type == "relation" and f.options.get("collectionId") == c.id:
+                    refs.add(o.name)
+            if o.type == "view" and c.name.lower() in o.options.get("viewQuery", "").lower():
+                refs.add(o.name)
+        return refs
+
+    def import_collections(self, items: list[dict[str, Any]], delete_missing: bool) -> None:
+        """All-or-nothing import: every change in one transaction."""
+        with self.db.write():
+            try:
+                for item in items:
+                    key = item.get("id") or item.get("name") or ""
+                    old = self.find(key) if isinstance(key, str) and key else None
+                    self._save(item, old, "Failed to import collections.")
+                if delete_missing:
+                    keep = {str(i.get("id") or "") for i in items} | {str(i.get("name") or "").lower() for i in items}
+                    for c in self.all():
+                        if not c.system and c.id not in keep and c.name.lower() not in keep:
+                            self.delete(c.id)
+            except ValidationError as exc:
+                from ..core.errors import FieldError, render_data
+
+                name = str(item.get("name", "")) if "item" in locals() else ""
+                detail = orjson.dumps(render_data(exc.data), option=orjson.OPT_INDENT_2).decode()
+                self.refresh()
+                raise ValidationError("Failed to import collections.", {"collections": FieldError(
+                    "validation_collections_import_failure",
+                    f"Data validations failed for collection \"{name}\":\n{detail}")}) from exc
+            except BaseException:
+                self.refresh()
+                raise
+        self.refresh()
+
+    def records_table(self, c: Collection) -> Table:
+        from .schema import table_for, view_table_for
+
+        return view_table_for(c) if c.type == "view" else table_for(c, dialect=self.db.dialect)
+
+
+def _view_error(detail: str) -> Any:
+    from ..core.errors import FieldError
+
+    return FieldError("validation_invalid_view_query", f"Invalid query - {detail}")

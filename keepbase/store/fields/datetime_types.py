@@ -1,0 +1,61 @@
+"""date and autodate fields (stored as text in PocketBase's datetime format)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...core.clock import format_dt, parse_datetime
+from ...core.errors import FieldError
+from ..models import Field
+from .base import FieldType, SaveContext, invalid
+
+
+def normalize_date(raw: Any) -> str:
+    if raw is None or raw == "":
+        return ""
+    if not isinstance(raw, str):
+        raise invalid("validation_invalid_date", "Must be a valid date.")
+    dt = parse_datetime(raw)
+    if dt is None:
+        raise invalid("validation_invalid_date", "Must be a valid date.")
+    return format_dt(dt)
+
+
+class DateType(FieldType):
+    name = "date"
+    defaults = {"max": "", "min": ""}
+
+    def check_options(self, f: Field, errors: dict[str, FieldError]) -> None:
+        for key in ("min", "max"):
+            v = f.options.get(key, "")
+            if v:
+                try:
+                    f.options[key] = normalize_date(v)
+                except Exception:
+                    errors[key] = FieldError("validation_invalid_date", "Must be a valid date.")
+
+    def coerce(self, f: Field, raw: Any, ctx: SaveContext) -> Any:
+        return normalize_date(raw)
+
+    def validate(self, f: Field, value: Any, ctx: SaveContext) -> None:
+        mn, mx = f.options.get("min") or "", f.options.get("max") or ""
+        if mn and value < mn:
+            raise invalid("validation_min_greater_equal_than_required", f"Must be no less than {mn}.",
+                          {"threshold": mn})
+        if mx and value > mx:
+            raise invalid("validation_max_less_equal_than_required", f"Must be no greater than {mx}.",
+                          {"threshold": mx})
+
+
+class AutodateType(FieldType):
+    name = "autodate"
+    has_required = False
+    has_help = False
+    defaults = {"onCreate": True, "onUpdate": False}
+
+    def check_options(self, f: Field, errors: dict[str, FieldError]) -> None:
+        if not f.options.get("onCreate") and not f.options.get("onUpdate"):
+            errors["onUpdate"] = FieldError("validation_required", "Cannot be blank.")
+
+
+TYPES = [DateType(), AutodateType()]

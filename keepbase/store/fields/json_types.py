@@ -1,0 +1,96 @@
+"""json and geoPoint fields (stored as JSON text)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ..models import Field
+from .base import FieldType, SaveContext, invalid
+
+JSON_MAX_DEFAULT = 1024 * 1024
+
+
+class JsonType(FieldType):
+    name = "json"
+    defaults = {"maxSize": 0}
+
+    def empty(self, f: Field) -> Any:
+        return None
+
+    def is_empty(self, f: Field, value: Any) -> bool:
+        return value is None or value == "null" or value in ('""', "[]", "{}")
+
+    def coerce(self, f: Field, raw: Any, ctx: SaveContext) -> Any:
+        """Returns the JSON text to store (or None)."""
+        if raw is None:
+            return None
+        if isinstance(raw, str):
+            try:
+                parsed = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                if ctx.from_form:  # a form value for a json field must be JSON (PocketBase stores text)
+                    raise invalid("validation_invalid_json", "Must be a valid json value.") from None
+                return orjson.dumps(raw).decode()
+            return None if parsed is None else raw.strip()
+        try:
+            return orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode()
+        except TypeError:
+            raise invalid("validation_invalid_json", "Must be a valid json value.") from None
+
+    def validate(self, f: Field, value: Any, ctx: SaveContext) -> None:
+        mx = int(f.options.get("maxSize") or 0) or JSON_MAX_DEFAULT
+        if value is not None and len(value.encode()) > mx:
+            raise invalid("validation_json_size_limit", f"The maximum allowed JSON size is {mx} bytes.",
+                          {"maxSize": mx})
+        if value is not None and "\\u0000" in value:
+            raise invalid("validation_invalid_json", "Must not contain NUL characters.")
+
+    def output(self, f: Field, db_value: Any) -> Any:
+        return None if db_value is None else orjson.Fragment(db_value)
+
+
+_ZERO = '{"lon":0,"lat":0}'
+
+
+class GeoPointType(FieldType):
+    name = "geoPoint"
+    defaults: dict[str, Any] = {}
+
+    def empty(self, f: Field) -> Any:
+        return {"lon": 0, "lat": 0}
+
+    def is_empty(self, f: Field, value: Any) -> bool:
+        return value == _ZERO
+
+    def coerce(self, f: Field, raw: Any, ctx: SaveContext) -> Any:
+        if raw is None or raw == "":
+            return _ZERO
+        if isinstance(raw, str):
+            try:
+                raw = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise invalid("validation_invalid_geo_point", "Must be an object with lon and lat.") from None
+        if not isinstance(raw, dict) or set(raw) - {"lon", "lat"}:
+            raise invalid("validation_invalid_geo_point", "Must be an object with lon and lat.")
+        lon, lat = raw.get("lon", 0), raw.get("lat", 0)
+        for v in (lon, lat):
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise invalid("validation_invalid_geo_point", "Must be an object with lon and lat.")
+        lon_s = int(lon) if float(lon).is_integer() else lon
+        lat_s = int(lat) if float(lat).is_integer() else lat
+        return orjson.dumps({"lon": lon_s, "lat": lat_s}).decode()
+
+    def validate(self, f: Field, value: Any, ctx: SaveContext) -> None:
+        point = orjson.loads(value)
+        if not -90 <= point["lat"] <= 90:
+            raise invalid("validation_invalid_latitude", "Latitude must be between -90 and 90 degrees.")
+        if not -180 <= point["lon"] <= 180:
+            raise invalid("validation_invalid_longitude", "Longitude must be between -180 and 180 degrees.")
+
+    def output(self, f: Field, db_value: Any) -> Any:
+        return orjson.Fragment(db_value or _ZERO)
+
+
+TYPES = [JsonType(), GeoPointType()]

@@ -1,0 +1,155 @@
+"""select, relation and file fields: one value or a JSON array of values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ...core.errors import FieldError
+from ..models import Field
+from .base import FieldType, SaveContext, invalid
+
+THUMB_RE = r"^(\d+)x(\d+)(t|b|f)?$"
+
+
+def to_list(raw: Any) -> list[str]:
+    """A string or array of strings → de-duplicated list, first occurrence kept."""
+    if raw is None or raw == "":
+        items: list[Any] = []
+    elif isinstance(raw, str):
+        items = [raw]
+    elif isinstance(raw, list):
+        items = raw
+    else:
+        raise invalid("validation_invalid_value", "Must be a string or an array of strings.")
+    out: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise invalid("validation_invalid_value", "Must be a string or an array of strings.")
+        if item and item not in out:
+            out.append(item)
+    return out
+
+
+class _MultiBase(FieldType):
+    def max_select(self, f: Field) -> int:
+        return int(f.options.get("maxSelect") or 1)
+
+    def empty(self, f: Field) -> Any:
+        return [] if f.multiple else ""
+
+    def coerce(self, f: Field, raw: Any, ctx: SaveContext) -> Any:
+        items = to_list(raw)
+        if f.multiple:
+            return items
+        return items[-1] if items else ""
+
+    def values_of(self, f: Field, value: Any) -> list[str]:
+        if isinstance(value, list):
+            return value
+        return [value] if value else []
+
+    def check_count(self, f: Field, value: Any) -> None:
+        n = len(self.values_of(f, value))
+        mx = self.max_select(f)
+        if f.multiple and n > mx:
+            raise invalid("validation_too_many_values", f"Select no more than {mx}.", {"maxSelect": mx})
+
+    def check_max_select(self, f: Field, errors: dict[str, FieldError]) -> None:
+        mx = f.options.get("maxSelect", 1)
+        if not isinstance(mx, int) or isinstance(mx, bool) or mx < 0:
+            errors["maxSelect"] = FieldError("validation_min_greater_equal_than_required",
+                                             "Must be no less than 0.", {"threshold": 0})
+
+    def to_db(self, f: Field, value: Any) -> Any:
+        if f.multiple:
+            return orjson.dumps(value).decode()
+        return value
+
+    def output(self, f: Field, db_value: Any) -> Any:
+        if f.multiple:
+            return orjson.Fragment(db_value or "[]")
+        return db_value or ""
+
+
+class SelectType(_MultiBase):
+    name = "select"
+    defaults = {"maxSelect": 1, "values": []}
+
+    def check_options(self, f: Field, errors: dict[str, FieldError]) -> None:
+        self.check_max_select(f, errors)
+        values = f.options.get("values")
+        if not isinstance(values, list) or not values:
+            errors["values"] = FieldError("validation_required", "Cannot be blank.")
+        elif not all(isinstance(v, str) and v for v in values):
+            errors["values"] = FieldError("validation_invalid_value", "Invalid value.")
+        elif isinstance(f.options.get("maxSelect"), int) and f.options["maxSelect"] > len(values):
+            errors["maxSelect"] = FieldError("validation_max_less_equal_than_required",
+                                             f"Must be no greater than {len(values)}.",
+                                             {"threshold": len(values)})
+
+    def validate(self, f: Field, value: Any, ctx: SaveContext) -> None:
+        self.check_count(f, value)
+        allowed = f.options.get("values") or []
+        for v in self.values_of(f, value):
+            if v not in allowed:
+                raise invalid("validation_invalid_value", f"Invalid value {v}.", {"value": v})
+
+
+class RelationType(_MultiBase):
+    """Existence of the referenced ids is checked by the records service (it needs the DB)."""
+
+    name = "relation"
+    defaults = {"cascadeDelete": False, "collectionId": "", "maxSelect": 1, "minSelect": 0}
+
+    def check_options(self, f: Field, errors: dict[str, FieldError]) -> None:
+        self.check_max_select(f, errors)
+        mn = f.options.get("minSelect", 0)
+        if not isinstance(mn, int) or isinstance(mn, bool) or mn < 0:
+            errors["minSelect"] = FieldError("validation_min_greater_equal_than_required",
+                                             "Must be no less than 0.", {"threshold": 0})
+        if not isinstance(f.options.get("collectionId"), str) or not f.options.get("collectionId"):
+            errors["collectionId"] = FieldError("validation_required", "Cannot be blank.")
+
+    def validate(self, f: Field, value: Any, ctx: SaveContext) -> None:
+        n = len(self.values_of(f, value))
+        mn = int(f.options.get("minSelect") or 0)
+        if mn and n < mn:
+            raise invalid("validation_not_enough_values", f"Select at least {mn}.", {"minSelect": mn})
+        self.check_count(f, value)
+
+
+class FileType(_MultiBase):
+    """File names only; uploads are handled by the files service (not in this release)."""
+
+    name = "file"
+    defaults = {"maxSelect": 1, "maxSize": 0, "mimeTypes": [], "protected": False, "thumbs": []}
+
+    def check_options(self, f: Field, errors: dict[str, FieldError]) -> None:
+        import re
+
+        self.check_max_select(f, errors)
+        thumbs = f.options.get("thumbs") or []
+        if not isinstance(thumbs, list):
+            errors["thumbs"] = FieldError("validation_invalid_value", "Invalid value.")
+            return
+        for i, t in enumerate(thumbs):
+            if not isinstance(t, str) or not re.match(THUMB_RE, t):
+                errors["thumbs"] = {str(i): FieldError("validation_invalid_thumb_format",  # type: ignore[assignment]
+                                                       f"Invalid thumb format {t}.")}
+                break
+
+    def validate(self, f: Field, value: Any, ctx: SaveContext) -> None:
+        existing = set(self.values_of(f, ctx.old.get(f.name))) if ctx.old else set()
+        new = [v for v in self.values_of(f, value) if v not in existing]
+        if new:
+            raise invalid("validation_invalid_file", f"Invalid new files: [{', '.join(new)}].",
+                          {"invalidFiles": new})
+        n = len(self.values_of(f, value))
+        mx = self.max_select(f)
+        if n > mx:
+            raise invalid("validation_too_many_files", f"The maximum allowed files is {mx}.", {"maxSelect": mx})
+
+
+TYPES = [SelectType(), RelationType(), FileType()]
