@@ -5,6 +5,7 @@ Public surface: ``App`` (built by ``create_app``), ``Config`` and the error clas
 
 from __future__ import annotations
 
+from .app import App, create_app
 from .core.config import Config, load_config
 from .core.errors import (
     ApiError,
@@ -12,18 +13,24 @@ from .core.errors import (
     FieldError,
     ForbiddenError,
     NotFoundError,
+    TooLargeError,
+    TooManyRequestsError,
     UnauthorizedError,
     ValidationError,
 )
 
 __all__ = [
     "ApiError",
+    "App",
     "BadRequestError",
     "Config",
     "FieldError",
     "ForbiddenError",
     "NotFoundError",
+    "TooLargeError",
+    "TooManyRequestsError",
     "UnauthorizedError",
     "ValidationError",
+    "create_app",
     "load_config",
 ]
