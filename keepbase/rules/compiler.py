@@ -29,6 +29,7 @@ from .ast import Text as TextNode
 from .errors import FilterError
 from .macros import is_macro, macro_value
 from .parser import parse
+from .request_values import go_string
 from .resolver import (
     Operand,
     Resolver,
@@ -151,7 +152,11 @@ class Compiler:
     def _coalesced(self, op: str, left: Operand, right: Operand) -> ColumnElement[bool]:
         """``COALESCE(a, '') op COALESCE(b, '')`` (the result has no SQLite affinity)."""
         if not self.pg:
-            return self.cmp(op, left.with_expr(func.coalesce(left.expr, "")), right.with_expr(func.coalesce(right.expr, "")))
+            return self.cmp(
+                op,
+                left.with_expr(func.coalesce(left.expr, "")),
+                right.with_expr(func.coalesce(right.expr, "")),
+            )
         a, b, empty = replace(left, affinity=None), replace(right, affinity=None), text_literal("")
         ln, rn = pgtypes.is_null(left), pgtypes.is_null(right)
         return case(
@@ -163,11 +168,11 @@ class Compiler:
 
     def like(self, left: Operand, right: Operand, *, negate: bool) -> ColumnElement[bool]:
         if right.literal:
-            pattern = wrap_like(_go_string(right.value))
+            pattern = wrap_like(go_string(right.value))
             right_expr: ColumnElement[Any] = replacement_traverse(
                 right.expr, {}, lambda el: literal(pattern, Text()) if isinstance(el, BindParameter) else None
             )
-            right = right.with_expr(right_expr)
+            right = replace(right, expr=right_expr, cls="text", value=pattern)
             if self.pg and _ends_with_escape(pattern):
                 # SQLite: a dangling escape never matches; PostgreSQL would raise.
                 lhs = pgtypes.as_text(left)
@@ -198,13 +203,17 @@ class Compiler:
         assert left.multi is not None and right.multi is not None
         lsub, rsub = left.multi.subquery(), right.multi.subquery()
         cond = self.build(
-            _plain(left, lsub.c[0], keep_no_coalesce=True), op, _plain(right, rsub.c[0], keep_no_coalesce=True)
+            _plain(left, lsub.c[0], keep_no_coalesce=True),
+            op,
+            _plain(right, rsub.c[0], keep_no_coalesce=True),
         )
         joined = lsub.join(rsub, true(), isouter=True)
         return ~exists(select(literal(1)).select_from(joined).where(not_(cond)))
 
 
-def _plain(o: Operand, expr: ColumnElement[Any], *, keep_no_coalesce: bool, keep_literal: bool = False) -> Operand:
+def _plain(
+    o: Operand, expr: ColumnElement[Any], *, keep_no_coalesce: bool, keep_literal: bool = False
+) -> Operand:
     """The operand as seen inside a multi-match subquery (PocketBase keeps only a few facts)."""
     if keep_literal:
         return replace(o, expr=expr, multi=None, after=None, no_coalesce=False)
@@ -227,17 +236,6 @@ def _literal(node: Node) -> str:
     if isinstance(node, Number):
         return node.literal
     return node.value
-
-
-def _go_string(value: Any) -> str:
-    """Go's ``cast.ToString`` for the values a literal can hold."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() and abs(value) < 1e21 else repr(value)
-    return str(value)
 
 
 def contains_unescaped(s: str, ch: str) -> bool:

@@ -18,7 +18,7 @@ from .limits import MAX_FUNCTION_DEPTH
 
 TokenKind = Literal["operand", "sign", "join", "lparen", "rparen"]
 
-_IDENT_RE = re.compile(r"^[@#_]?[\w.:]*\w+$", re.ASCII)
+IDENT_RE = re.compile(r"^[@#_]?[\w.:]*\w+$", re.ASCII)
 _NUMBER_RE = re.compile(r"^-?\d+(\.\d+)?$", re.ASCII)
 _SIGN_RUNES = frozenset("=?!<>~")
 _JOIN_RUNES = frozenset("&|")
@@ -120,7 +120,7 @@ class Lexer:
             return Number(literal, parse_number(literal))
         if ch and _is_ident_start(ch):
             name = self._take_while(_is_ident_rune)
-            if not _IDENT_RE.match(name) or name in ("@", "_", "#"):
+            if not IDENT_RE.match(name) or name in ("@", "_", "#"):
                 raise FilterError(f"invalid identifier {name!r}")
             if self._peek() == "(":
                 return self._call(name, depth + 1)
