@@ -76,7 +76,8 @@ def test_huge_number_becomes_zero() -> None:
         ("a = 1 &&", "invalid or incomplete filter expression"),
         ("a =", "invalid or incomplete filter expression"),
         ("a", "invalid or incomplete filter expression"),
-        ("(a = 1", "invalid or incomplete filter expression"),
+        ("(a = 1", "invalid formatted group - missing 1 closing bracket(s)"),
+        ("((a = 1", "invalid formatted group - missing 2 closing bracket(s)"),
     ],
 )
 def test_error_details(source: str, detail: str) -> None:
