@@ -31,6 +31,16 @@ async def run(request: Request, fn: Callable[..., T], *args: Any) -> T:
     return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=app_of(request).limiter)
 
 
+async def run_read(request: Request, fn: Callable[..., T], *args: Any) -> T:
+    """Run a read-only service call. On SQLite a read is a few microseconds of local work
+    (WAL readers never wait for the writer), so it runs inline: a thread hop costs more than
+    the query. On PostgreSQL it may wait on the network, so it goes to a worker thread."""
+    app = app_of(request)
+    if app.db.is_sqlite:
+        return fn(*args)
+    return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=app.limiter)
+
+
 async def current_auth(request: Request) -> AuthInfo | None:
     cached = request.scope.get("kb_auth", False)
     if cached is not False:

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from ..core.errors import NotFoundError
 from ..store.models import Collection
-from .deps import app_of, read_body, request_info, run
+from .deps import app_of, read_body, request_info, run, run_read
 from .params import list_params
 from .responses import json_response, no_content
 
@@ -26,7 +26,7 @@ async def list_records(request: Request) -> Response:
     app = app_of(request)
     params = list_params(request.query_params)
     info = await request_info(request)
-    result = await run(request, app.records.list_records, c, params, info)
+    result = await run_read(request, app.records.list_records, c, params, info)
     body = {"items": result.items, "page": result.page, "perPage": result.per_page,
             "totalItems": result.total_items, "totalPages": result.total_pages}
     return json_response(body, request.query_params.get("fields", ""), is_list=True)
@@ -36,7 +36,7 @@ async def view_record(request: Request) -> Response:
     c = _collection(request)
     app = app_of(request)
     info = await request_info(request)
-    record = await run(request, app.records.find_record_by_id, c, request.path_params["id"], info)
+    record = await run_read(request, app.records.find_record_by_id, c, request.path_params["id"], info)
     return json_response(record, request.query_params.get("fields", ""))
 
 

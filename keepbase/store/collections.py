@@ -62,6 +62,7 @@ class CollectionStore:
         self._by_key: dict[str, Collection] = {}
         self._ordered: list[Collection] = []
         self.rule_validator: RuleValidator = _no_rule_check
+        self._tables: dict[tuple[str, str, str], Table] = {}
 
     # --- bootstrap and cache ---
     def bootstrap(self) -> None:
@@ -188,9 +189,19 @@ class CollectionStore:
         self.refresh()
 
     def records_table(self, c: Collection) -> Table:
-        from .schema import table_for, view_table_for
+        """The (cached) Table of a collection; reusing it keeps SQLAlchemy's statement cache warm."""
+        key = (c.id, c.name, c.updated)
+        table = self._tables.get(key)
+        if table is None:
+            from sqlalchemy import MetaData
 
-        return view_table_for(c) if c.type == "view" else table_for(c, dialect=self.db.dialect)
+            from .schema import table_for, view_table_for
+
+            table = view_table_for(c, MetaData()) if c.type == "view" else table_for(c, MetaData(), self.db.dialect)
+            if len(self._tables) > 1024:
+                self._tables.clear()
+            self._tables[key] = table
+        return table
 
 
 def _view_error(detail: str) -> Any:

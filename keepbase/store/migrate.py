@@ -63,6 +63,9 @@ def create_view(conn: Connection, c: Collection) -> None:
     # The view query is SQL written by a superuser (as in PocketBase); it is the one place where
     # SQL text from the API reaches the database, and only superusers may submit it.
     conn.exec_driver_sql(f"CREATE VIEW {name} AS {c.options.get('viewQuery', '')}")
+    # SQLite resolves a view's tables only when it is queried: run it once so that a view over a
+    # missing table or column fails here, at save time, as it does on PostgreSQL.
+    conn.exec_driver_sql(f"SELECT * FROM {name} LIMIT 0")
 
 
 def drop_view(conn: Connection, name: str) -> None:
