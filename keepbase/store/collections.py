@@ -109,6 +109,13 @@ class CollectionStore:
             new = collection_from_payload(payload, old, now_str())
             others = [c for c in self._ordered if old is None or c.id != old.id]
             validate_collection(new, old, others, self.rule_validator)
+            if new.type == "view":
+                from .views import infer_view_fields
+
+                try:
+                    new.fields = infer_view_fields(conn, new, others)
+                except ValidationError as exc:
+                    raise ValidationError(fail_message, exc.data) from exc
             try:
                 with conn.begin_nested():
                     if old is None:
