@@ -76,6 +76,7 @@ class ServerResult:
     startup_s: float | None = None
     seed_s: float | None = None
     rss_mb_after: float | None = None
+    loadavg_before: float | None = None  # 1-minute load average when this server's run began
     workloads: dict[str, Measurement] = field(default_factory=dict)
 
 
@@ -529,8 +530,16 @@ class Options:
 
 
 def bench_server(name: str, opts: Options, wrk: str | None) -> ServerResult:
-    result = ServerResult(name=name, version=server_version(name))
+    result = ServerResult(
+        name=name, version=server_version(name), loadavg_before=round(os.getloadavg()[0], 2)
+    )
     print(f"\n=== {name} ({result.version or 'version unknown'}) ===", flush=True)
+    if result.loadavg_before is not None and result.loadavg_before > 1.0:
+        print(
+            f"warning: load average is {result.loadavg_before:.2f} before the run: other processes compete "
+            "for the cores and the numbers will be noisy",
+            flush=True,
+        )
     try:
         with running_server(name, opts.server_cpu, opts.keep_dirs) as (server, startup):
             result.startup_s = round(startup, 3)
