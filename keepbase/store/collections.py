@@ -14,7 +14,8 @@ from sqlalchemy import Connection, Table, delete, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..core.clock import now_str
-from ..core.errors import BadRequestError, NotFoundError, ValidationError
+from ..core.errors import BadRequestError, FieldError, NotFoundError, ValidationError, normalize_message
+from ..core.ids import collection_id
 from . import builtin
 from .collection_validate import RuleValidator, collection_from_payload, validate_collection
 from .db import Database
@@ -108,7 +109,10 @@ class CollectionStore:
             self.refresh(conn)
             new = collection_from_payload(payload, old, now_str())
             others = [c for c in self._ordered if old is None or c.id != old.id]
-            validate_collection(new, old, others, self.rule_validator)
+            try:
+                validate_collection(new, old, others, self.rule_validator)
+            except ValidationError as exc:
+                raise ValidationError(fail_message, exc.data) from exc
             if new.type == "view":
                 from .views import infer_view_fields
 
@@ -169,31 +173,31 @@ class CollectionStore:
         return refs
 
     def import_collections(self, items: list[dict[str, Any]], delete_missing: bool) -> None:
-        """All-or-nothing import: every change in one transaction."""
-        with self.db.write():
-            try:
-                for item in items:
-                    key = item.get("id") or item.get("name") or ""
-                    old = self.find(key) if isinstance(key, str) and key else None
-                    self._save(item, old, "Failed to import collections.")
-                if delete_missing:
-                    keep = {str(i.get("id") or "") for i in items} | {str(i.get("name") or "").lower() for i in items}
-                    for c in self.all():
-                        if not c.system and c.id not in keep and c.name.lower() not in keep:
-                            self.delete(c.id)
-            except ValidationError as exc:
-                from ..core.errors import FieldError, render_data
+        """All-or-nothing import: every change in one transaction.
 
-                name = str(item.get("name", "")) if "item" in locals() else ""
-                detail = orjson.dumps(render_data(exc.data), option=orjson.OPT_INDENT_2).decode()
-                self.refresh()
-                raise ValidationError("Failed to import collections.", {"collections": FieldError(
-                    "validation_collections_import_failure",
-                    f"Data validations failed for collection \"{name}\":\n{detail}")}) from exc
-            except BaseException:
-                self.refresh()
-                raise
-        self.refresh()
+        The registry is refreshed only after the transaction has ended: refreshing inside it
+        would cache collections that a rollback then removes.
+        """
+        try:
+            with self.db.write():
+                item: dict[str, Any] = {}
+                try:
+                    for item in items:
+                        key = item.get("id") or item.get("name") or ""
+                        old = self.find(key) if isinstance(key, str) and key else None
+                        self._save(item, old, "Failed to import collections.")
+                    if delete_missing:
+                        keep = ({str(i.get("id") or "") for i in items}
+                                | {str(i.get("name") or "").lower() for i in items})
+                        for c in self.all():
+                            if not c.system and c.id not in keep and c.name.lower() not in keep:
+                                self.delete(c.id)
+                except ValidationError as exc:
+                    raise ValidationError("Failed to import collections.", {"collections": FieldError(
+                        "validation_collections_import_failure",
+                        _import_failure_message(item, exc.data))}) from exc
+        finally:
+            self.refresh()
 
     def records_table(self, c: Collection) -> Table:
         """The (cached) Table of a collection; reusing it keeps SQLAlchemy's statement cache warm."""
@@ -209,6 +213,30 @@ class CollectionStore:
                 self._tables.clear()
             self._tables[key] = table
         return table
+
+
+def _import_failure_message(item: dict[str, Any], data: dict[str, Any]) -> str:
+    """PocketBase's text: the failing collection, then its errors as an indented message map."""
+    name = item.get("name", "")
+    name = name if isinstance(name, str) else ""
+    cid = item.get("id") or ""
+    if not isinstance(cid, str) or not cid:
+        ctype = item.get("type") if isinstance(item.get("type"), str) else "base"
+        cid = collection_id(str(ctype), name)
+    detail = orjson.dumps(_messages(data), option=orjson.OPT_INDENT_2).decode()
+    return f'Data validations failed for collection "{name}" ({cid}):\n{detail}'
+
+
+def _messages(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, FieldError):
+            out[key] = normalize_message(value.message)
+        elif isinstance(value, dict):
+            out[key] = _messages(value)
+        else:
+            out[key] = "Invalid value."
+    return out
 
 
 def _view_error(detail: str) -> Any:
