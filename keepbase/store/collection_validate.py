@@ -183,7 +183,9 @@ def validate_collection(c: Collection, old: Collection | None, others: list[Coll
     if not old:
         if not _NAME_RE.match(c.id) or len(c.id) > 100:
             errors["id"] = FieldError("validation_match_invalid", "Must be in a valid format.")
-        elif any(o.id.lower() == c.id.lower() or o.name.lower() == c.id.lower() for o in others):
+        elif any(o.id.lower() == c.id.lower() or o.name.lower() == c.id.lower() for o in others) and not (
+                # a generated id repeats because the name does: report the name only, as PocketBase
+                "name" in errors and c.id == collection_id(c.type, c.name)):
             errors["id"] = FieldError("validation_collection_id_exists", "Collection id already exists.")
     field_errors = _validate_fields(c, old, others)
     if field_errors:
