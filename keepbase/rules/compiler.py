@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, and_, case, exists, false, func, literal, not_, null, or_, select, true
+from sqlalchemy import Text, and_, case, exists, false, func, literal, not_, or_, select, true
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.visitors import replacement_traverse
 
@@ -176,7 +176,7 @@ class Compiler:
             if self.pg and _ends_with_escape(pattern):
                 # SQLite: a dangling escape never matches; PostgreSQL would raise.
                 lhs = pgtypes.as_text(left)
-                res: ColumnElement[bool] = case((lhs.is_(None), null()), else_=false())
+                res: ColumnElement[bool] = case((lhs.is_(None), pgtypes.NULL_BOOL), else_=false())
                 return not_(res) if negate else res
         else:
             pct = literal("%", Text())
@@ -197,7 +197,7 @@ class Compiler:
         value = _plain(multi, sub.c[0], keep_no_coalesce=True)
         plain_other = _plain(other, other.expr, keep_no_coalesce=False, keep_literal=True)
         cond = self.build(plain_other, op, value) if inverse else self.build(value, op, plain_other)
-        return ~exists(select(literal(1)).select_from(sub).where(not_(cond)))
+        return ~exists(select(literal(1)).select_from(sub).where(not_(cond)).correlate_except(sub))
 
     def _many_vs_many(self, left: Operand, op: str, right: Operand) -> ColumnElement[bool]:
         assert left.multi is not None and right.multi is not None
@@ -208,7 +208,7 @@ class Compiler:
             _plain(right, rsub.c[0], keep_no_coalesce=True),
         )
         joined = lsub.join(rsub, true(), isouter=True)
-        return ~exists(select(literal(1)).select_from(joined).where(not_(cond)))
+        return ~exists(select(literal(1)).select_from(joined).where(not_(cond)).correlate_except(lsub, rsub))
 
 
 def _plain(

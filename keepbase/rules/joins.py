@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ARRAY, Text, cast, exists, func, literal, select
+from sqlalchemy import ARRAY, Text, cast, exists, func, literal, select, true
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import FromClause, Select
@@ -36,6 +36,13 @@ class JoinSet:
         self._by_key[key] = target
         self._joins.append((target, on))
         return target
+
+    def elements(self, key: str, value: ColumnElement[Any], dialect: str) -> FromClause:
+        """The shared ``LEFT JOIN`` over the elements of JSON array ``value`` (see ``json_elements``)."""
+        existing = self._by_key.get(key)
+        if existing is not None:
+            return existing
+        return self.add(key, json_elements(value, dialect), true())
 
     def from_clause(self) -> FromClause:
         joined: FromClause = select(literal(1).label("one")).subquery()

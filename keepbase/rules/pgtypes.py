@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Float,
     Text,
     and_,
@@ -38,6 +39,7 @@ from .resolver import Operand
 
 NUMERIC_PATTERN = r"^\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
 _NUMERIC_RE = re.compile(NUMERIC_PATTERN)
+NULL_BOOL: ColumnElement[bool] = cast(null(), Boolean)
 
 
 @dataclass(frozen=True)
@@ -197,8 +199,8 @@ def compare(op: str, left: Operand, right: Operand) -> ColumnElement[bool]:
     elif op == "IS NOT":
         null_result = ~and_(ln, rn)
     else:
-        null_result = null()
-    body = case(*whens, else_=null()) if whens else null()
+        null_result = NULL_BOOL
+    body = case(*whens, else_=NULL_BOOL) if whens else NULL_BOOL
     return case((or_(ln, rn), null_result), else_=body)
 
 

@@ -212,7 +212,7 @@ class CollectionResolver:
             key = prefix + ".".join(props[: i + 1])
             source = cur.c[field.name]
             if field.multiple:
-                je = js.get(key + "#je") or js.add(key + "#je", json_elements(source, self.dialect), true())
+                je = js.elements(key + "#je", source, self.dialect)
                 cur = self._join_collection(js, key, target, lambda a, je=je: a.c.id == je.c.value)
                 multi = True
             else:
@@ -269,7 +269,7 @@ class CollectionResolver:
                 raise FilterError(f'field "{field.name}" does not support the :each modifier')
             if not field.multiple:
                 return op, False
-            je = js.get(key + "#each") or js.add(key + "#each", json_elements(col, self.dialect), true())
+            je = js.elements(key + "#each", col, self.dialect)
             return replace(op, expr=je.c.value, affinity=None), True
         return op, False  # "", and :isset/:changed which mean nothing on record fields
 
@@ -340,7 +340,7 @@ class CollectionResolver:
 
             def values(js: JoinSet) -> ColumnElement[Any]:
                 source = literal(json.dumps(items), Text())
-                je = js.get(key) or js.add(key, json_elements(source, self.dialect), true())
+                je = js.elements(key, source, self.dialect)
                 return je.c.value
 
             op = Operand(values(self.shared), "text")
@@ -366,7 +366,7 @@ class CollectionResolver:
         def start(js: JoinSet) -> tuple[Collection, FromClause, bool]:
             if field.multiple:
                 source = literal(json.dumps(ids), Text())
-                je = js.get(key + "#je") or js.add(key + "#je", json_elements(source, self.dialect), true())
+                je = js.elements(key + "#je", source, self.dialect)
                 return target, self._join_collection(js, key, target, lambda a: a.c.id == je.c.value), True
             first = ids[0] if ids else ""
             return target, self._join_collection(js, key, target, lambda a: a.c.id == literal(first)), False
