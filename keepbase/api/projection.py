@@ -46,9 +46,25 @@ def excerpt(value: str, max_len: int, ellipsis: bool) -> str:
     return text
 
 
+def _split_paths(fields: str) -> list[str]:
+    """Split on commas outside parentheses: ``*,body:excerpt(20,true)`` is two paths."""
+    parts: list[str] = []
+    depth, start = 0, 0
+    for i, ch in enumerate(fields):
+        if ch == "(":
+            depth += 1
+        elif ch == ")" and depth:
+            depth -= 1
+        elif ch == "," and not depth:
+            parts.append(fields[start:i])
+            start = i + 1
+    parts.append(fields[start:])
+    return parts
+
+
 def _parse(fields: str) -> dict[str, Any]:
     tree: dict[str, Any] = {}
-    for raw in fields.split(","):
+    for raw in _split_paths(fields):
         raw = raw.strip()
         if not raw:
             continue
@@ -71,7 +87,7 @@ def _parse(fields: str) -> dict[str, Any]:
 
 def _apply(value: Any, tree: dict[str, Any]) -> Any:
     if isinstance(value, orjson.Fragment):
-        value = orjson.loads(value.contents)
+        value = orjson.loads(orjson.dumps(value))  # Fragment exposes no accessor for its text
     if isinstance(value, list):
         return [_apply(v, tree) for v in value]
     if not isinstance(value, dict):
