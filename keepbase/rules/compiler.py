@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, and_, case, exists, false, func, literal, not_, or_, select, true
+from sqlalchemy import Text, and_, case, exists, false, func, literal, not_, or_, select, true, type_coerce
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.visitors import replacement_traverse
 
@@ -185,9 +185,8 @@ class Compiler:
         if self.pg:
             lhs, rhs = pgtypes.as_text(left), right.expr if not right.literal else pgtypes.as_text(right)
             return lhs.not_ilike(rhs, escape="\\") if negate else lhs.ilike(rhs, escape="\\")
-        if negate:
-            return left.expr.not_like(right.expr, escape="\\")
-        return left.expr.like(right.expr, escape="\\")
+        lhs = type_coerce(left.expr, Text())  # SQLite's LIKE works on any value's text form
+        return lhs.not_like(right.expr, escape="\\") if negate else lhs.like(right.expr, escape="\\")
 
     # ------------------------------------------------------------------ multi-match
 
