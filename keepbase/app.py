@@ -47,6 +47,9 @@ class App:
         self.collections.rule_validator = rule_error(self.collections.find, self.db.dialect)
         self.collections.bootstrap()
         self.records = RecordService(self.db, self.collections)
+        from .store.writer import GroupWriter
+
+        self.group_writer: GroupWriter | None = GroupWriter(self.db) if self.db.is_sqlite else None
         pool = config.pg_pool_size if config.db else config.sqlite_readers + 1
         self.limiter = CapacityLimiter(max(pool, 4))
         from .api.routes import build_asgi
@@ -119,6 +122,8 @@ class App:
         return out
 
     def close(self) -> None:
+        if self.group_writer is not None:
+            self.group_writer.stop()
         self.db.dispose()
 
 

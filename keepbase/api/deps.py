@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 from collections.abc import Callable
@@ -29,6 +30,16 @@ def app_of(request: Request) -> App:
 async def run(request: Request, fn: Callable[..., T], *args: Any) -> T:
     """Run a blocking service call off the event loop."""
     return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=app_of(request).limiter)
+
+
+async def run_write(request: Request, fn: Callable[..., T], *args: Any, slow: bool = False) -> T:
+    """Run a write service call. On SQLite it joins the group-commit queue of the single
+    writer (one fsync for all concurrent writes); ``slow`` calls (password hashing) and
+    PostgreSQL writes go to worker threads instead."""
+    app = app_of(request)
+    if app.db.is_sqlite and not slow and app.group_writer is not None:
+        return await asyncio.wrap_future(app.group_writer.submit(lambda: fn(*args)))
+    return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=app.limiter)
 
 
 async def run_read(request: Request, fn: Callable[..., T], *args: Any) -> T:

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from ..core.errors import NotFoundError
 from ..store.models import Collection
-from .deps import app_of, read_body, request_info, run, run_read
+from .deps import app_of, read_body, request_info, run_read, run_write
 from .params import list_params
 from .responses import json_response, no_content
 
@@ -57,7 +57,8 @@ async def create_record(request: Request) -> Response:
     app = app_of(request)
     body, from_form = await read_body(request, _body_limit(request, c))
     info = await request_info(request, body)
-    record = await run(request, app.records.create_record, c, body, info, from_form)
+    record = await run_write(request, app.records.create_record, c, body, info, from_form,
+                             slow=c.is_auth and "password" in body)
     return json_response(record, request.query_params.get("fields", ""))
 
 
@@ -66,7 +67,8 @@ async def update_record(request: Request) -> Response:
     app = app_of(request)
     body, from_form = await read_body(request, _body_limit(request, c))
     info = await request_info(request, body)
-    record = await run(request, app.records.update_record, c, request.path_params["id"], body, info, from_form)
+    record = await run_write(request, app.records.update_record, c, request.path_params["id"], body, info,
+                             from_form, slow=c.is_auth and ("password" in body or "oldPassword" in body))
     return json_response(record, request.query_params.get("fields", ""))
 
 
@@ -74,5 +76,5 @@ async def delete_record(request: Request) -> Response:
     c = _collection(request)
     app = app_of(request)
     info = await request_info(request)
-    await run(request, app.records.delete_record, c, request.path_params["id"], info)
+    await run_write(request, app.records.delete_record, c, request.path_params["id"], info)
     return no_content()

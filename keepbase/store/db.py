@@ -79,6 +79,31 @@ class Database:
         for hook in hooks:
             hook()
 
+    def run_group(self, fns: list[Callable[[], Any]], tags: list[Any]) -> list[tuple[Any, Any, BaseException | None,
+                                                                                  list[Callable[[], None]]]]:
+        """Run several write jobs in one transaction, each in a savepoint; commit once.
+
+        Returns (tag, result, error, after-commit hooks) per job, after the COMMIT succeeded.
+        """
+        out: list[tuple[Any, Any, BaseException | None, list[Callable[[], None]]]] = []
+        with self._write_lock, self.writer.connect() as conn:
+            self._local.conn = conn
+            try:
+                with conn.begin():
+                    for fn, tag in zip(fns, tags, strict=True):
+                        hooks: list[Callable[[], None]] = []
+                        conn.info["after_commit"] = hooks
+                        try:
+                            with translate_errors(), conn.begin_nested():
+                                result = fn()
+                            out.append((tag, result, None, hooks))
+                        except Exception as exc:
+                            out.append((tag, None, exc, []))
+            finally:
+                self._local.conn = None
+                conn.info.pop("after_commit", None)
+        return out
+
     def dispose(self) -> None:
         # readers first: the writer must be the last connection to close (see dialects.sqlite)
         if self.reader is not self.writer:

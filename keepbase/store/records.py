@@ -293,8 +293,11 @@ class RecordService:
 
     def _insert(self, conn: Connection, c: Collection, table: Table, row: dict[str, Any]) -> None:
         try:
-            with conn.begin_nested():
+            if self.db.is_sqlite:  # a constraint failure aborts only the statement in SQLite
                 conn.execute(insert(table).values(row))
+            else:  # PostgreSQL aborts the whole transaction: fence the statement with a savepoint
+                with conn.begin_nested():
+                    conn.execute(insert(table).values(row))
         except IntegrityError as exc:
             raise ValidationError("Failed to create record.", self._unique_errors(c, exc)) from exc
 

@@ -36,6 +36,16 @@ def _check_nonneg_int(f: Field, key: str, errors: dict[str, FieldError]) -> None
 
 def generate_from_pattern(pattern: str) -> str:
     """A random string for the simple ``[charset]{n}`` patterns PocketBase uses."""
+    cached = _CHARSETS.get(pattern)
+    if cached is None:
+        cached = _CHARSETS[pattern] = _charset(pattern)
+    return random_string(cached[1], cached[0])
+
+
+_CHARSETS: dict[str, tuple[str, int]] = {}
+
+
+def _charset(pattern: str) -> tuple[str, int]:
     m = re.fullmatch(r"\[([^\]]+)\]\{(\d+)\}", pattern)
     if not m:
         raise ValueError("unsupported autogenerate pattern")
@@ -49,7 +59,7 @@ def generate_from_pattern(pattern: str) -> str:
         else:
             charset += spec[i]
             i += 1
-    return random_string(int(m.group(2)), charset)
+    return charset, int(m.group(2))
 
 
 class TextType(FieldType):
