@@ -14,6 +14,7 @@ On PostgreSQL, comparisons go through ``pgtypes`` to get SQLite's mixed-type sem
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -40,7 +41,11 @@ from .resolver import (
     text_literal,
 )
 
-_KEYWORDS = {"null": null_operand, "true": lambda: constant_int(1), "false": lambda: constant_int(0)}
+_KEYWORDS: dict[str, Callable[[], Operand]] = {
+    "null": null_operand,
+    "true": lambda: constant_int(1),
+    "false": lambda: constant_int(0),
+}
 
 
 def compile_filter(source: str, resolver: Resolver, *, now: datetime | None = None) -> ColumnElement[bool]:
@@ -169,9 +174,11 @@ class Compiler:
     def like(self, left: Operand, right: Operand, *, negate: bool) -> ColumnElement[bool]:
         if right.literal:
             pattern = wrap_like(go_string(right.value))
-            right_expr: ColumnElement[Any] = replacement_traverse(
-                right.expr, {}, lambda el: literal(pattern, Text()) if isinstance(el, BindParameter) else None
-            )
+
+            def swap(el: Any, **kw: Any) -> Any:
+                return literal(pattern, Text()) if isinstance(el, BindParameter) else None
+
+            right_expr: ColumnElement[Any] = replacement_traverse(right.expr, {}, swap)
             right = replace(right, expr=right_expr, cls="text", value=pattern)
             if self.pg and _ends_with_escape(pattern):
                 # SQLite: a dangling escape never matches; PostgreSQL would raise.

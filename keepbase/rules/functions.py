@@ -6,7 +6,19 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import TIMESTAMP, BigInteger, Float, Text, and_, case, cast, func, literal, null, text
+from sqlalchemy import (
+    TIMESTAMP,
+    BigInteger,
+    Float,
+    Text,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    null,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from . import pgtypes
@@ -53,7 +65,7 @@ def _geo_distance(node: Call, resolve_arg: ResolveArg, dialect: str) -> Resolved
     inner = func.cos(lat_a) * func.cos(lat_b) * func.cos(lon_b - lon_a) + func.sin(lat_a) * func.sin(lat_b)
     if dialect == "postgresql":
         # SQLite's acos() yields NULL outside [-1, 1]; PostgreSQL would raise instead.
-        acos = case((and_(inner >= -1.0, inner <= 1.0), func.acos(inner)), else_=null())
+        acos: ColumnElement[Any] = case((and_(inner >= -1.0, inner <= 1.0), func.acos(inner)), else_=null())
     else:
         acos = func.acos(inner)
     expr = literal(6371.0, Float()) * acos
@@ -77,7 +89,7 @@ def _strftime(node: Call, resolve_arg: ResolveArg, dialect: str) -> Resolved:
 
 
 def _pg_timestamp(arg: Resolved | None) -> ColumnElement[Any]:
-    now = text("(now() AT TIME ZONE 'UTC')")
+    now: ColumnElement[Any] = literal_column("(now() AT TIME ZONE 'UTC')")
     if arg is None:
         return now
     value = pgtypes.as_text(arg)

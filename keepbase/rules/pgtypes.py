@@ -190,9 +190,8 @@ def compare(op: str, left: Operand, right: Operand) -> ColumnElement[bool]:
             res = (
                 _direct(op, lvar.expr, rvar.expr) if lvar.cls == rvar.cls else _cross(op, lvar.cls, rvar.cls)
             )
-            whens.append(
-                (_and(lvar.cond, rvar.cond) if _and(lvar.cond, rvar.cond) is not None else true(), res)
-            )
+            cond = _and(lvar.cond, rvar.cond)
+            whens.append((cond if cond is not None else true(), res))
     ln, rn = is_null(left), is_null(right)
     if op == "IS":
         null_result: ColumnElement[bool] = and_(ln, rn)

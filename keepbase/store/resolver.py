@@ -67,6 +67,13 @@ def field_operand(f: Field | None, expr: ColumnElement[Any]) -> Operand:
     return Operand(expr, "text", "text", no_coalesce=kind in ("json", "geoPoint"))
 
 
+def _id_equals(value: ColumnElement[Any]) -> Callable[[FromClause], ColumnElement[bool]]:
+    def on(alias: FromClause) -> ColumnElement[bool]:
+        return alias.c.id == value
+
+    return on
+
+
 def _unique_single(collection: Collection, field_name: str) -> bool:
     pattern = re.compile(
         rf"^\s*CREATE\s+UNIQUE\s+INDEX\b.*\(\s*[`\"\[]?{re.escape(field_name)}[`\"\]]?\s*\)", re.I | re.S
@@ -212,11 +219,9 @@ class CollectionResolver:
             key = prefix + ".".join(props[: i + 1])
             source = cur.c[field.name]
             if field.multiple:
-                je = js.elements(key + "#je", source, self.dialect)
-                cur = self._join_collection(js, key, target, lambda a, je=je: a.c.id == je.c.value)
+                source = js.elements(key + "#je", source, self.dialect).c.value
                 multi = True
-            else:
-                cur = self._join_collection(js, key, target, lambda a, s=source: a.c.id == s)
+            cur = self._join_collection(js, key, target, _id_equals(source))
             collection = target
         raise FilterError("empty field path")
 
