@@ -175,10 +175,10 @@ class Compiler:
         if right.literal:
             pattern = wrap_like(go_string(right.value))
 
-            def swap(el: Any, **kw: Any) -> Any:
-                return literal(pattern, Text()) if isinstance(el, BindParameter) else None
+            def swap(element: Any, **kw: Any) -> Any:
+                return literal(pattern, Text()) if isinstance(element, BindParameter) else None
 
-            right_expr: ColumnElement[Any] = replacement_traverse(right.expr, {}, swap)
+            right_expr: ColumnElement[Any] = replacement_traverse(right.expr, dict[str, Any](), swap)
             right = replace(right, expr=right_expr, cls="text", value=pattern)
             if self.pg and _ends_with_escape(pattern):
                 # SQLite: a dangling escape never matches; PostgreSQL would raise.

@@ -36,7 +36,9 @@ def run(
 ) -> list[str]:
     table = ds.tables[coll]
     lk = lookup or ds.lookup
-    where = build_filter(lk(coll), table, expression, info, lk, ds.dialect, is_rule=is_rule)
+    collection = lk(coll)
+    assert collection is not None
+    where = build_filter(collection, table, expression, info, lk, ds.dialect, is_rule=is_rule)
     with engine.connect() as conn:
         return list(conn.scalars(select(table.c.id).where(where).order_by(table.c.id)))
 
