@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Table, and_, delete, exists, func, insert, literal, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
@@ -33,7 +34,7 @@ from .fields.base import Invalid
 from .fields.textual import generate_from_pattern
 from .indexes import IndexParseError, parse_index
 from .models import Collection
-from .record_input import apply_body, row_values, to_db
+from .record_input import apply_body, row_values, split_key, to_db
 from .record_output import output_plan, row_to_json
 from .record_rules import filter_condition, rule_condition, sort_clauses
 from .schema import rowid_column
@@ -58,6 +59,32 @@ class ListResult:
     per_page: int
     total_items: int
     total_pages: int
+
+
+def rule_body(c: Collection, body: dict[str, Any], values: dict[str, Any], changed: set[str]) -> dict[str, Any]:
+    """``@request.body`` for rules: submitted fields under their plain names with their final
+    (modifier-resolved, coerced) values; other submitted keys as they came."""
+    out: dict[str, Any] = {}
+    fields = c.field_map
+    for key, raw in body.items():
+        name = split_key(key)[0]
+        if name in fields:
+            continue
+        out[key] = raw
+    for name in changed:
+        value = values.get(name)
+        f = fields[name]
+        if f.type in ("json", "geoPoint") and isinstance(value, str):
+            try:
+                value = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                pass
+        out[name] = value
+    if c.is_auth:
+        for key in ("password", "passwordConfirm", "oldPassword"):
+            if key in body:
+                out[key] = body[key]
+    return out
 
 
 class RecordService:
@@ -105,8 +132,8 @@ class RecordService:
         if where is not None:
             stmt = stmt.where(where)
         order = sort_clauses(c, table, params.sort, info, self.collections.find, self.db.dialect)
-        if not order and not c.is_view:
-            order = [rowid_column(table, self.db.dialect)]
+        if not c.is_view:  # insertion order by default, and as the tie-breaker of any sort
+            order = [*order, rowid_column(table, self.db.dialect)]
         stmt = stmt.order_by(*order).limit(params.per_page).offset((params.page - 1) * params.per_page)
         show_email = self._email_visibility(c, info)
         with self.db.read() as conn:
@@ -175,6 +202,7 @@ class RecordService:
             if f.type == "number":
                 values[f.name] = 0.0
         errors, _changed = apply_body(c, body, values, ctx, self._allowed_keys(c, info))
+        _changed |= {f.name for f in c.fields if f.name in body}
         now = now_str()
         for f in c.fields:
             if f.type == "autodate" and f.options.get("onCreate"):
@@ -184,7 +212,9 @@ class RecordService:
         auth_errors = self._auth_create(c, body, values, info) if c.is_auth else {}
         with self.db.write() as conn:
             if not info.is_superuser and c.rules.get("createRule"):
-                self._check_create_rule(conn, c, table, values, info)
+                rule_info = RequestInfo(auth=info.auth, method=info.method, context=info.context, query=info.query,
+                                        headers=info.headers, body=rule_body(c, body, values, _changed))
+                self._check_create_rule(conn, c, table, values, rule_info)
             errors = {**errors, **auth_errors}
             if not errors:
                 errors = self._validate(conn, c, values, ctx)
@@ -337,15 +367,21 @@ class RecordService:
             raise BadRequestError("Unsupported collection type.")
         table = self.table(c)
         with self.db.write() as conn:
-            rule_info = RequestInfo(auth=info.auth, method=info.method, context=info.context, query=info.query,
-                                    headers=info.headers, body=body)
-            cond = self._cond(c, table, c.rules.get("updateRule"), rule_info)
-            old = self._load_values(conn, c, table, record_id, cond, lock=True)
+            old = self._load_values(conn, c, table, record_id, None, lock=True)
             if old is None:
                 raise NotFoundError()
             values = dict(old)
             ctx = SaveContext(is_create=False, is_superuser=info.is_superuser, from_form=from_form, old=old)
             errors, changed = apply_body(c, body, values, ctx, self._allowed_keys(c, info))
+            rule = c.rules.get("updateRule")
+            if rule and not info.is_superuser:
+                # The rule sees the stored record and @request.body as resolved final values.
+                rule_info = RequestInfo(auth=info.auth, method=info.method, context=info.context, query=info.query,
+                                        headers=info.headers, body=rule_body(c, body, values, changed))
+                cond = self._cond(c, table, rule, rule_info)
+                stmt = select(table.c.id).where(table.c.id == record_id)
+                if cond is not None and conn.execute(stmt.where(cond)).first() is None:
+                    raise NotFoundError()
             if "id" in changed and values["id"] != old["id"]:
                 errors["id"] = FieldError("validation_pk_change", "The record primary key cannot be changed.")
             if c.is_auth:
