@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Table, and_, delete, exists, func, insert, literal, select, true, update
+from sqlalchemy import Connection, Table, and_, delete, func, insert, literal, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -235,7 +235,7 @@ class RecordService:
         cond = self._cond(c, cte, c.rules.get("createRule"), info)
         if cond is None:
             return
-        if not conn.execute(select(exists().where(cond))).scalar():
+        if conn.execute(select(literal(1)).select_from(cte).where(cond).limit(1)).first() is None:
             raise BadRequestError("Failed to create record.")
 
     def _auth_create(self, c: Collection, body: dict[str, Any], values: dict[str, Any],
