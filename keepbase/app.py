@@ -13,6 +13,7 @@ from .auth.password import authenticate_with_password
 from .auth.tokens import auth_from_token, new_auth_token
 from .core.config import Config
 from .core.errors import BadRequestError
+from .core.events import Hooks
 from .core.types import AuthInfo, RequestInfo
 from .store.collections import CollectionStore
 from .store.db import Database
@@ -46,7 +47,8 @@ class App:
         self.collections = CollectionStore(self.db)
         self.collections.rule_validator = rule_error(self.collections.find, self.db.dialect)
         self.collections.bootstrap()
-        self.records = RecordService(self.db, self.collections)
+        self.hooks = Hooks()
+        self.records = RecordService(self.db, self.collections, self.hooks)
         from .store.writer import GroupWriter
 
         self.group_writer: GroupWriter | None = GroupWriter(self.db) if self.db.is_sqlite else None

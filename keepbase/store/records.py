@@ -24,11 +24,12 @@ from ..core.errors import (
     NotFoundError,
     ValidationError,
 )
+from ..core.events import Hooks, RecordEvent
 from ..core.ids import new_record_id, random_string
 from ..core.types import RequestInfo
 from ..security.passwords import hash_password, verify_password
 from .collections import CollectionStore
-from .db import Database
+from .db import Database, after_commit
 from .fields import SaveContext, get_type
 from .fields.base import Invalid
 from .fields.textual import generate_from_pattern
@@ -88,9 +89,10 @@ def rule_body(c: Collection, body: dict[str, Any], values: dict[str, Any], chang
 
 
 class RecordService:
-    def __init__(self, db: Database, collections: CollectionStore) -> None:
+    def __init__(self, db: Database, collections: CollectionStore, hooks: Hooks | None = None) -> None:
         self.db = db
         self.collections = collections
+        self.hooks = hooks or Hooks()
 
     # --- helpers ---
     def table(self, c: Collection) -> Table:
@@ -210,18 +212,27 @@ class RecordService:
             elif f.type == "text" and not values.get(f.name) and f.options.get("autogeneratePattern"):
                 values[f.name] = generate_from_pattern(f.options["autogeneratePattern"])
         auth_errors = self._auth_create(c, body, values, info) if c.is_auth else {}
+        if not values.get("id"):
+            values["id"] = new_record_id()
         with self.db.write() as conn:
             if not info.is_superuser and c.rules.get("createRule"):
                 rule_info = RequestInfo(auth=info.auth, method=info.method, context=info.context, query=info.query,
                                         headers=info.headers, body=rule_body(c, body, values, _changed))
                 self._check_create_rule(conn, c, table, values, rule_info)
             errors = {**errors, **auth_errors}
-            if not errors:
-                errors = self._validate(conn, c, values, ctx)
             if errors:
                 raise ValidationError("Failed to create record.", dict(errors))
-            row = {f.name: to_db(f, values[f.name]) for f in c.fields}
-            self._insert(conn, c, table, row)
+
+            def default(e: RecordEvent) -> None:
+                errs = self._validate(conn, c, e.record, ctx)
+                if errs:
+                    raise ValidationError("Failed to create record.", dict(errs))
+                self._insert(conn, c, table, {f.name: to_db(f, e.record[f.name]) for f in c.fields})
+
+            event = RecordEvent(collection=c, record=values, info=info, action="create", connection=conn)
+            self.hooks.record_create.trigger(event, default)
+            after = RecordEvent(collection=c, record=dict(values), info=info, action="create")
+            after_commit(conn, lambda: self.hooks.record_after_create.trigger_safely(after))
             return self._reload_json(conn, c, table, values["id"], info)
 
     def _check_create_rule(self, conn: Connection, c: Collection, table: Table, values: dict[str, Any],
@@ -323,13 +334,17 @@ class RecordService:
 
     def _insert(self, conn: Connection, c: Collection, table: Table, row: dict[str, Any]) -> None:
         try:
-            if self.db.is_sqlite:  # a constraint failure aborts only the statement in SQLite
-                conn.execute(insert(table).values(row))
-            else:  # PostgreSQL aborts the whole transaction: fence the statement with a savepoint
-                with conn.begin_nested():
-                    conn.execute(insert(table).values(row))
+            self._execute_fenced(conn, insert(table).values(row))
         except IntegrityError as exc:
             raise ValidationError("Failed to create record.", self._unique_errors(c, exc)) from exc
+
+    def _execute_fenced(self, conn: Connection, stmt: Any) -> None:
+        """Execute a statement that may hit a unique index without poisoning the transaction."""
+        if self.db.is_sqlite:  # a constraint failure aborts only the statement in SQLite
+            conn.execute(stmt)
+        else:  # PostgreSQL aborts the whole transaction: fence the statement with a savepoint
+            with conn.begin_nested():
+                conn.execute(stmt)
 
     def _unique_errors(self, c: Collection, exc: IntegrityError) -> dict[str, Any]:
         cols: list[str] = []
@@ -386,22 +401,29 @@ class RecordService:
                 errors["id"] = FieldError("validation_pk_change", "The record primary key cannot be changed.")
             if c.is_auth:
                 errors.update(self._auth_update(conn, c, table, body, old, values, info))
-            if not errors:
-                errors = self._validate(conn, c, values, ctx)
             if errors:
                 raise ValidationError("Failed to update record.", dict(errors))
-            now = now_str()
-            for f in c.fields:
-                if f.type == "autodate" and f.options.get("onUpdate"):
-                    values[f.name] = now
-            row = {f.name: to_db(f, values[f.name]) for f in c.fields
-                   if f.name != "id" and values.get(f.name) != old.get(f.name)}
-            if row:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(update(table).where(table.c.id == record_id).values(row))
-                except IntegrityError as exc:
-                    raise ValidationError("Failed to update record.", self._unique_errors(c, exc)) from exc
+
+            def default(e: RecordEvent) -> None:
+                errs = self._validate(conn, c, e.record, ctx)
+                if errs:
+                    raise ValidationError("Failed to update record.", dict(errs))
+                now = now_str()
+                for f in c.fields:
+                    if f.type == "autodate" and f.options.get("onUpdate"):
+                        e.record[f.name] = now
+                row = {f.name: to_db(f, e.record[f.name]) for f in c.fields
+                       if f.name != "id" and e.record.get(f.name) != old.get(f.name)}
+                if row:
+                    try:
+                        self._execute_fenced(conn, update(table).where(table.c.id == record_id).values(row))
+                    except IntegrityError as exc:
+                        raise ValidationError("Failed to update record.", self._unique_errors(c, exc)) from exc
+
+            event = RecordEvent(collection=c, record=values, old=old, info=info, action="update", connection=conn)
+            self.hooks.record_update.trigger(event, default)
+            after = RecordEvent(collection=c, record=dict(values), old=old, info=info, action="update")
+            after_commit(conn, lambda: self.hooks.record_after_update.trigger_safely(after))
             return self._reload_json(conn, c, table, record_id, info)
 
     def _is_manager(self, conn: Connection, c: Collection, table: Table, record_id: str, info: RequestInfo) -> bool:
@@ -458,9 +480,13 @@ class RecordService:
                 stmt = stmt.where(cond)
             if conn.execute(stmt).first() is None:
                 raise NotFoundError()
-            self._delete_cascade(conn, c, [record_id], depth=0)
+            old = self._load_values(conn, c, table, record_id, None, lock=True) or {"id": record_id}
+            event = RecordEvent(collection=c, record=old, info=info, action="delete", connection=conn)
+            self.hooks.record_delete.trigger(
+                event, lambda e: self._delete_cascade(conn, c, [record_id], depth=0, info=info))
 
-    def _delete_cascade(self, conn: Connection, c: Collection, ids: list[str], depth: int) -> None:
+    def _delete_cascade(self, conn: Connection, c: Collection, ids: list[str], depth: int,
+                        info: RequestInfo | None = None) -> None:
         if depth > 32:
             raise BadRequestError("Failed to delete record. Too deep cascade.")
         for other in self.collections.all():
@@ -469,11 +495,17 @@ class RecordService:
             for f in other.fields:
                 if f.type != "relation" or f.options.get("collectionId") != c.id:
                     continue
-                self._unlink(conn, other, f, ids, depth)
+                self._unlink(conn, other, f, ids, depth, info)
         table = self.table(c)
+        if len(self.hooks.record_after_delete):
+            gone = [row_values(c, r) for r in conn.execute(select(table).where(table.c.id.in_(ids))).all()]
+            for values in gone:
+                ev = RecordEvent(collection=c, record=values, info=info, action="delete")
+                after_commit(conn, lambda ev=ev: self.hooks.record_after_delete.trigger_safely(ev))
         conn.execute(delete(table).where(table.c.id.in_(ids)))
 
-    def _unlink(self, conn: Connection, other: Collection, f: Any, ids: list[str], depth: int) -> None:
+    def _unlink(self, conn: Connection, other: Collection, f: Any, ids: list[str], depth: int,
+                info: RequestInfo | None) -> None:
         otable = self.table(other)
         col = otable.c[f.name]
         if f.multiple:
@@ -497,7 +529,7 @@ class RecordService:
             if remaining != current:
                 conn.execute(update(otable).where(otable.c.id == rid).values({f.name: to_db(f, remaining)}))
         if to_delete:
-            self._delete_cascade(conn, other, to_delete, depth + 1)
+            self._delete_cascade(conn, other, to_delete, depth + 1, info)
 
     def truncate(self, c: Collection) -> None:
         if c.is_view:
