@@ -6,6 +6,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from ..core.errors import REQUIRED, BadRequestError, NotFoundError, ValidationError
 from ..store.collection_validate import FORMAT_ERROR
@@ -118,3 +119,15 @@ async def scaffolds(request: Request) -> Response:
     await require_superuser(request)
     app = app_of(request)
     return json_response(app.scaffolds(), request.query_params.get("fields", ""))
+
+
+ROUTES = [
+    Route("/api/collections", list_collections, methods=["GET"]),
+    Route("/api/collections", create_collection, methods=["POST"]),
+    Route("/api/collections/import", import_collections, methods=["PUT"]),
+    Route("/api/collections/meta/scaffolds", scaffolds, methods=["GET"]),
+    Route("/api/collections/{collection}", view_collection, methods=["GET"]),
+    Route("/api/collections/{collection}", update_collection, methods=["PATCH"]),
+    Route("/api/collections/{collection}", delete_collection, methods=["DELETE"]),
+    Route("/api/collections/{collection}/truncate", truncate_collection, methods=["DELETE"]),
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from .deps import current_auth
 from .responses import json_response
@@ -18,3 +19,6 @@ async def health(request: Request) -> Response:
             data = {"canBackup": True, "realIP": client, "possibleProxyHeader": ""}
     return json_response({"message": "API is healthy.", "code": 200, "data": data},
                          request.query_params.get("fields", ""))
+
+
+ROUTES = [Route("/api/health", health, methods=["GET"])]

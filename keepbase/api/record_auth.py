@@ -6,6 +6,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from ..core.errors import REQUIRED, BadRequestError, NotFoundError, UnauthorizedError, ValidationError
 from ..store.models import Collection
@@ -72,3 +73,10 @@ async def auth_methods(request: Request) -> Response:
         "emailPassword": enabled and "email" in ident,
     }
     return json_response(body, request.query_params.get("fields", ""))
+
+
+ROUTES = [
+    Route("/api/collections/{collection}/auth-methods", auth_methods, methods=["GET"]),
+    Route("/api/collections/{collection}/auth-with-password", auth_with_password, methods=["POST"]),
+    Route("/api/collections/{collection}/auth-refresh", auth_refresh, methods=["POST"]),
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from ..core.errors import NotFoundError
 from ..store.models import Collection
@@ -78,3 +79,12 @@ async def delete_record(request: Request) -> Response:
     info = await request_info(request)
     await run_write(request, app.records.delete_record, c, request.path_params["id"], info)
     return no_content()
+
+
+ROUTES = [
+    Route("/api/collections/{collection}/records", list_records, methods=["GET"]),
+    Route("/api/collections/{collection}/records", create_record, methods=["POST"]),
+    Route("/api/collections/{collection}/records/{id}", view_record, methods=["GET"]),
+    Route("/api/collections/{collection}/records/{id}", update_record, methods=["PATCH"]),
+    Route("/api/collections/{collection}/records/{id}", delete_record, methods=["DELETE"]),
+]

@@ -8,7 +8,6 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core.errors import ApiError, NotFoundError
@@ -81,27 +80,13 @@ async def not_found(request: Request, exc: Exception) -> Response:
     return await api_error_handler(request, exc)
 
 
+# Each endpoint-group module exposes ``ROUTES``; order matters only where paths overlap
+# (specific paths such as /api/collections/import come before /api/collections/{collection}).
+ROUTE_MODULES = [health, collections, records, record_auth]
+
+
 def build_asgi(app: App) -> ASGIApp:
-    routes = [
-        Route("/api/health", health.health, methods=["GET"]),
-        Route("/api/collections", collections.list_collections, methods=["GET"]),
-        Route("/api/collections", collections.create_collection, methods=["POST"]),
-        Route("/api/collections/import", collections.import_collections, methods=["PUT"]),
-        Route("/api/collections/meta/scaffolds", collections.scaffolds, methods=["GET"]),
-        Route("/api/collections/{collection}", collections.view_collection, methods=["GET"]),
-        Route("/api/collections/{collection}", collections.update_collection, methods=["PATCH"]),
-        Route("/api/collections/{collection}", collections.delete_collection, methods=["DELETE"]),
-        Route("/api/collections/{collection}/truncate", collections.truncate_collection, methods=["DELETE"]),
-        Route("/api/collections/{collection}/records", records.list_records, methods=["GET"]),
-        Route("/api/collections/{collection}/records", records.create_record, methods=["POST"]),
-        Route("/api/collections/{collection}/records/{id}", records.view_record, methods=["GET"]),
-        Route("/api/collections/{collection}/records/{id}", records.update_record, methods=["PATCH"]),
-        Route("/api/collections/{collection}/records/{id}", records.delete_record, methods=["DELETE"]),
-        Route("/api/collections/{collection}/auth-methods", record_auth.auth_methods, methods=["GET"]),
-        Route("/api/collections/{collection}/auth-with-password", record_auth.auth_with_password,
-              methods=["POST"]),
-        Route("/api/collections/{collection}/auth-refresh", record_auth.auth_refresh, methods=["POST"]),
-    ]
+    routes = [route for module in ROUTE_MODULES for route in module.ROUTES]
     handlers: dict[Any, Any] = {ApiError: api_error_handler, HTTPException: not_found,
                                 Exception: api_error_handler}
     star = Starlette(routes=routes, exception_handlers=handlers)
