@@ -47,6 +47,9 @@ class App:
         self.collections = CollectionStore(self.db)
         self.collections.rule_validator = rule_error(self.collections.find, self.db.dialect)
         self.collections.bootstrap()
+        from .store.settings import SettingsStore
+
+        self.settings = SettingsStore(self.db, self.collections.params)
         self.hooks = Hooks()
         self.records = RecordService(self.db, self.collections, self.hooks)
         from .store.writer import GroupWriter

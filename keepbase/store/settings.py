@@ -1,0 +1,178 @@
+"""Runtime settings: data in the database (``_params`` row ``settings``), not Config.
+
+Defaults match a fresh PocketBase install. Secrets (``smtp.password``, ``s3.secret``,
+``backups.s3.secret``) are write-only: stored, never returned. ``KEEPBASE_SMTP_*`` environment
+variables (HOST, PORT, USERNAME, PASSWORD, TLS, ENABLED) override the stored SMTP settings.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import os
+import re
+import threading
+from typing import Any
+
+import orjson
+from sqlalchemy import insert, select, update
+
+from ..core.clock import now_str
+from ..core.errors import REQUIRED, FieldError, ValidationError
+from .db import Database
+
+SECRET_PATHS = (("smtp", "password"), ("s3", "secret"), ("backups", "s3", "secret"))
+_S3 = {"enabled": False, "bucket": "", "region": "", "endpoint": "", "accessKey": "", "secret": "",
+       "forcePathStyle": False}
+DEFAULTS: dict[str, Any] = {
+    "superuserIPs": [],
+    "smtp": {"enabled": False, "port": 587, "host": "smtp.example.com", "username": "", "password": "",
+             "authMethod": "", "tls": False, "localName": ""},
+    "backups": {"cron": "", "cronMaxKeep": 3, "s3": dict(_S3)},
+    "s3": dict(_S3),
+    "meta": {"accentColor": "#1055c9", "appName": "Acme", "appURL": "http://localhost:8090",
+             "senderName": "Support", "senderAddress": "support@example.com", "hideControls": False},
+    "rateLimits": {"rules": [
+        {"label": "*:auth", "audience": "", "duration": 3, "maxRequests": 2},
+        {"label": "*:create", "audience": "", "duration": 5, "maxRequests": 20},
+        {"label": "/api/batch", "audience": "", "duration": 1, "maxRequests": 3},
+        {"label": "/api/", "audience": "", "duration": 10, "maxRequests": 300}],
+        "excludedIPs": [], "enabled": False},
+    "trustedProxy": {"headers": [], "useLeftmostIP": False},
+    "batch": {"enabled": False, "maxRequests": 50, "timeout": 3, "maxBodySize": 0},
+    "logs": {"maxDataSize": 0, "maxDays": 5, "minLevel": 0, "logIP": True, "logAuthId": False},
+}
+_LABEL_RE = re.compile(r"^(\w+ \/[\w\/-]*|\/[\w\/-]*|\w+:\w+|\*:\w+|\w+)$")
+_URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+SAVE_ERROR = "An error occurred while saving the new settings."
+
+
+def merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge: objects merge key by key, everything else (arrays included) replaces."""
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def public_view(settings: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(settings)
+    for path in SECRET_PATHS:
+        node = out
+        for key in path[:-1]:
+            node = node.get(key, {})
+        node.pop(path[-1], None)
+    return out
+
+
+def _validate(s: dict[str, Any]) -> None:
+    errors: dict[str, Any] = {}
+    meta = s.get("meta", {})
+    me: dict[str, Any] = {}
+    if not meta.get("appName"):
+        me["appName"] = REQUIRED
+    if not isinstance(meta.get("appURL"), str) or not _URL_RE.match(meta.get("appURL", "")):
+        me["appURL"] = FieldError("validation_is_url", "Must be a valid URL.")
+    if me:
+        errors["meta"] = me
+    smtp = s.get("smtp", {})
+    if smtp.get("enabled") and not smtp.get("host"):
+        errors["smtp"] = {"host": REQUIRED}
+    logs = s.get("logs", {})
+    if not isinstance(logs.get("maxDays"), int) or logs.get("maxDays", 0) < 0:
+        errors["logs"] = {"maxDays": FieldError("validation_min_greater_equal_than_required",
+                                                "Must be no less than 0.", {"threshold": 0})}
+    ips: dict[str, Any] = {}
+    for i, ip in enumerate(s.get("superuserIPs") or []):
+        try:
+            ipaddress.ip_network(str(ip), strict=False)
+        except ValueError:
+            ips[str(i)] = FieldError("validation_invlaid_ip_or_subnet", "Invalid IP or CIDR subnet.")
+    if ips:
+        errors["superuserIPs"] = ips
+    rules: dict[str, Any] = {}
+    seen: set[tuple[str, str]] = set()
+    for i, rule in enumerate((s.get("rateLimits") or {}).get("rules") or []):
+        re_: dict[str, Any] = {}
+        if not isinstance(rule, dict):
+            rules[str(i)] = FieldError("validation_invalid_value", "Invalid value.")
+            continue
+        if not isinstance(rule.get("label"), str) or not _LABEL_RE.match(rule.get("label", "")):
+            re_["label"] = FieldError("validation_match_invalid", "Must be in a valid format.")
+        if rule.get("audience", "") not in ("", "@guest", "@auth"):
+            re_["audience"] = FieldError("validation_in_invalid", "Must be a valid value.")
+        for key in ("duration", "maxRequests"):
+            if not isinstance(rule.get(key), int) or rule.get(key, 0) <= 0:
+                re_[key] = REQUIRED
+        key2 = (str(rule.get("label")), str(rule.get("audience", "")))
+        if key2 in seen:
+            re_["label"] = FieldError("validation_conflicting_rate_limit_rule",
+                                      "Rate limit rule configuration with label and audience already exists.")
+        seen.add(key2)
+        if re_:
+            rules[str(i)] = re_
+    if rules:
+        errors["rateLimits"] = {"rules": rules}
+    if errors:
+        raise ValidationError(SAVE_ERROR, errors)
+
+
+class SettingsStore:
+    KEY = "settings"
+
+    def __init__(self, db: Database, params_table: Any) -> None:
+        self.db = db
+        self.table = params_table
+        self._lock = threading.Lock()
+        self._cache: dict[str, Any] | None = None
+
+    def get(self) -> dict[str, Any]:
+        """The effective settings (secrets included: for internal use only)."""
+        cached = self._cache
+        if cached is None:
+            with self.db.read() as conn:
+                row = conn.execute(select(self.table.c.value).where(self.table.c.id == self.KEY)).first()
+            stored = orjson.loads(row[0]) if row and row[0] else {}
+            cached = merge(DEFAULTS, stored)
+            self._cache = cached
+        return _env_overrides(cached)
+
+    def invalidate(self) -> None:
+        self._cache = None
+
+    def patch(self, changes: dict[str, Any]) -> dict[str, Any]:
+        with self.db.write() as conn:
+            row = conn.execute(select(self.table.c.value).where(self.table.c.id == self.KEY)).first()
+            stored = orjson.loads(row[0]) if row and row[0] else {}
+            new = merge(merge(DEFAULTS, stored), changes)
+            _validate(new)
+            value = orjson.dumps(new).decode()
+            if row is None:
+                conn.execute(insert(self.table).values(id=self.KEY, value=value, created=now_str(),
+                                                       updated=now_str()))
+            else:
+                conn.execute(update(self.table).where(self.table.c.id == self.KEY)
+                             .values(value=value, updated=now_str()))
+        self.invalidate()
+        return self.get()
+
+
+def _env_overrides(settings: dict[str, Any]) -> dict[str, Any]:
+    env = {k[len("KEEPBASE_SMTP_"):].lower(): v for k, v in os.environ.items() if k.startswith("KEEPBASE_SMTP_")}
+    if not env:
+        return settings
+    out = copy.deepcopy(settings)
+    smtp = out["smtp"]
+    for key, value in env.items():
+        if key == "port":
+            smtp["port"] = int(value)
+        elif key in ("tls", "enabled"):
+            smtp[key] = value.lower() in ("1", "true", "yes", "on")
+        elif key in ("host", "username", "password", "authmethod", "localname"):
+            smtp[{"authmethod": "authMethod", "localname": "localName"}.get(key, key)] = value
+    if "host" in env and "enabled" not in env:
+        smtp["enabled"] = True
+    return out
