@@ -50,6 +50,9 @@ class App:
         from .store.settings import SettingsStore
 
         self.settings = SettingsStore(self.db, self.collections.params)
+        from .mail import Mailer
+
+        self.mailer = Mailer(self.settings.get)
         self.hooks = Hooks()
         self.records = RecordService(self.db, self.collections, self.hooks)
         from .store.writer import GroupWriter
