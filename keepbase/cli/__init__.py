@@ -46,7 +46,7 @@ def serve(http: str | None, sqlite_sync: str | None, dev: bool | None, dir_: str
     logging.basicConfig(level=logging.DEBUG if cfg.dev else logging.INFO)
     app = create_app(cfg)
     base = f"http://{cfg.http}"
-    click.echo(f"keepbase server started at {base}\n├─ REST API:  {base}/api/\n└─ Dashboard: {base}/_/")
+    click.echo(f"keepbase server started at {base}\n└─ REST API:  {base}/api/  (the admin dashboard is not part of this release)")
     click.echo(f"storage: {'PostgreSQL' if cfg.is_postgres else 'SQLite in ' + cfg.dir}")
     try:
         uvicorn.run(app.asgi, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
@@ -124,3 +124,6 @@ def su_delete(email: str, dir_: str | None, db: str | None) -> None:
         click.echo(f"Error: superuser {email!r} not found", err=True)
         sys.exit(1)
     click.echo(f"Successfully deleted superuser {email!r}!")
+
+
+from . import templates as _templates  # noqa: E402, F401  (registers the import/new commands)
