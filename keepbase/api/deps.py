@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import math
 import re
 from collections.abc import Callable
@@ -65,6 +66,14 @@ async def current_auth(request: Request) -> AuthInfo | None:
     return auth
 
 
+async def require_auth(request: Request) -> AuthInfo:
+    """The signed-in record of the request; 401 envelope without a valid token."""
+    auth = await current_auth(request)
+    if auth is None:
+        raise UnauthorizedError("The request requires valid record authorization token.")
+    return auth
+
+
 async def require_superuser(request: Request) -> AuthInfo:
     auth = await current_auth(request)
     if auth is None:
@@ -81,7 +90,26 @@ async def request_info(request: Request, body: dict[str, Any] | None = None) -> 
         query={k: v for k, v in request.query_params.items()},
         headers={k.lower().replace("-", "_"): v for k, v in request.headers.items()},
         body=body or {},
+        ip=client_ip(request),
     )
+
+
+def client_ip(request: Request) -> str:
+    """PocketBase's RealIP: the configured ``trustedProxy.headers`` first (the last header value,
+    its rightmost valid IP unless ``useLeftmostIP``), else the socket's peer address. Proxy headers
+    are ignored unless configured, so a client cannot choose its own address."""
+    proxy = app_of(request).settings.get().get("trustedProxy", {})
+    for name in proxy.get("headers") or []:
+        values = request.headers.getlist(name)
+        if not values or not values[-1]:
+            continue
+        candidates = [v.strip() for v in values[-1].split(",")]
+        for candidate in candidates if proxy.get("useLeftmostIP") else reversed(candidates):
+            try:
+                return str(ipaddress.ip_address(candidate))
+            except ValueError:
+                continue
+    return request.client.host if request.client else ""
 
 
 async def read_limited(request: Request, limit: int) -> bytes:

@@ -36,6 +36,7 @@ class RequestInfo:
     query: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)  # snake_cased lower-case names
     body: dict[str, Any] = field(default_factory=dict)
+    ip: str = ""  # the client's address (trusted-proxy aware); for audit rows, never for rules
 
     @property
     def is_superuser(self) -> bool:
