@@ -7,6 +7,7 @@ so readers always see a complete, consistent set of collections.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -64,6 +65,8 @@ class CollectionStore:
         self._ordered: list[Collection] = []
         self.rule_validator: RuleValidator = _no_rule_check
         self._tables: dict[tuple[str, str, str], Table] = {}
+        #: called after a committed schema change (the app turns it into ``collection_after_change``)
+        self.on_change: list[Callable[[], None]] = []
 
     # --- bootstrap and cache ---
     def bootstrap(self) -> None:
@@ -139,6 +142,7 @@ class CollectionStore:
                 raise BadRequestError(fail_message) from exc
             self.refresh(conn)
         self.refresh()
+        self._changed()
         return new
 
     def create(self, payload: dict[str, Any]) -> Collection:
@@ -159,6 +163,7 @@ class CollectionStore:
             drop_collection_table(conn, c)
             conn.execute(delete(self.table).where(self.table.c.id == c.id))
         self.refresh()
+        self._changed()
 
     def referencing(self, c: Collection) -> set[str]:
         refs: set[str] = set()
@@ -198,6 +203,11 @@ class CollectionStore:
                         _import_failure_message(item, exc.data))}) from exc
         finally:
             self.refresh()
+        self._changed()
+
+    def _changed(self) -> None:
+        for fn in list(self.on_change):
+            fn()
 
     def records_table(self, c: Collection) -> Table:
         """The (cached) Table of a collection; reusing it keeps SQLAlchemy's statement cache warm."""
