@@ -12,7 +12,7 @@ from sqlalchemy import select
 from .auth.password import authenticate_with_password
 from .auth.tokens import auth_from_token, new_auth_token
 from .core.config import Config
-from .core.errors import BadRequestError
+from .core.errors import ApiError, BadRequestError
 from .core.events import Hooks
 from .core.types import AuthInfo, RequestInfo
 from .store.collections import CollectionStore
@@ -55,6 +55,13 @@ class App:
         self.mailer = Mailer(self.settings.get)
         self.hooks = Hooks()
         self.records = RecordService(self.db, self.collections, self.hooks)
+        from .auth.account import AccountService
+        from .store.audit import AuditLog
+
+        self.audit = AuditLog(self.db)
+        self.audit.bootstrap()
+        self.accounts = AccountService(self.db, self.collections, self.settings.get, self.mailer, self.audit,
+                                       self.hooks)
         from .store.writer import GroupWriter
 
         self.group_writer: GroupWriter | None = GroupWriter(self.db) if self.db.is_sqlite else None
@@ -72,8 +79,15 @@ class App:
         return new_auth_token(c, record)
 
     def authenticate_with_password(self, c: Collection, identity: str, password: str,
-                                   identity_field: str = "") -> dict[str, Any]:
-        return authenticate_with_password(self.db, self.collections, c, identity, password, identity_field)
+                                   identity_field: str = "", ip: str = "") -> dict[str, Any]:
+        """Password sign-in; every attempt, successful or not, leaves an ``_audit`` row."""
+        try:
+            record = authenticate_with_password(self.db, self.collections, c, identity, password, identity_field)
+        except ApiError as exc:
+            self.accounts.audit_sign_in(c, "password", None, ip, identity, exc.message)
+            raise
+        self.accounts.audit_sign_in(c, "password", record, ip)
+        return record
 
     def upsert_superuser(self, email: str, password: str) -> dict[str, Any]:
         c = self.collections.get("_superusers")
@@ -130,6 +144,7 @@ class App:
         return out
 
     def close(self) -> None:
+        self.accounts.close()
         if self.group_writer is not None:
             self.group_writer.stop()
         self.db.dispose()

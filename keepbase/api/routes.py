@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core.errors import ApiError, NotFoundError
-from . import collections, health, record_auth, records, settings
+from . import audit, collections, health, record_account, record_auth, records, settings, settings_test
 from .errors import api_error_handler, error_response
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ async def not_found(request: Request, exc: Exception) -> Response:
 
 # Each endpoint-group module exposes ``ROUTES``; order matters only where paths overlap
 # (specific paths such as /api/collections/import come before /api/collections/{collection}).
-ROUTE_MODULES = [health, collections, records, record_auth, settings]
+ROUTE_MODULES = [health, collections, records, record_auth, record_account, settings, settings_test, audit]
 
 
 def build_asgi(app: App) -> ASGIApp:
