@@ -1,0 +1,91 @@
+"""Local filesystem storage: ``<data dir>/storage/<key>``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from .storage import CHUNK, FileStat, InvalidKeyError, check_key
+
+
+class LocalStorage:
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root).resolve()
+
+    def _path(self, key: str, *, prefix: bool = False) -> Path:
+        path = (self.root / check_key(key, prefix=prefix).rstrip("/")).resolve()
+        # Belt and braces after check_key: a symlink planted inside the folder must not lead out.
+        if self.root not in path.parents:
+            raise InvalidKeyError(key)
+        return path
+
+    def put(self, key: str, src: BinaryIO) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp_")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(src, out, CHUNK)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        import io
+
+        self.put(key, io.BytesIO(data))
+
+    def read(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def iter_range(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        path = self._path(key)
+        with path.open("rb") as fh:
+            fh.seek(start)
+            remaining = None if end is None else end - start + 1
+            while remaining is None or remaining > 0:
+                chunk = fh.read(CHUNK if remaining is None else min(CHUNK, remaining))
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    def stat(self, key: str) -> FileStat | None:
+        try:
+            st = self._path(key).stat()
+        except FileNotFoundError:
+            return None
+        return FileStat(size=st.st_size, modified=st.st_mtime)
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        self._prune(path.parent)
+
+    def delete_prefix(self, prefix: str) -> None:
+        path = self._path(prefix, prefix=True)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        self._prune(path.parent)
+
+    def _prune(self, folder: Path) -> None:
+        """Remove now-empty folders up to the root (a record without files leaves nothing behind)."""
+        while folder != self.root and self.root in folder.parents:
+            try:
+                folder.rmdir()
+            except OSError:
+                return
+            folder = folder.parent
+
+    def list(self, prefix: str = "") -> list[str]:
+        base = self._path(prefix, prefix=True) if prefix else self.root
+        if not base.is_dir():
+            return []
+        return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*")
+                      if p.is_file() and not p.name.startswith(".tmp_"))
