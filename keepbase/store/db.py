@@ -4,11 +4,13 @@
 ``db.write()`` yields a connection inside a write transaction; it commits when the block
 exits cleanly and rolls back otherwise. On SQLite every write goes through the one writer
 connection, serialised by a lock (``BEGIN IMMEDIATE``). Side effects registered with
-``tx.after_commit`` run only after a successful commit.
+``after_commit`` run only after a successful commit; those registered with ``on_rollback``
+run only when the work is rolled back.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -65,17 +67,24 @@ class Database:
             yield current
             return
         hooks: list[Callable[[], None]] = []
+        rollbacks: list[Callable[[], None]] = []
         lock = self._write_lock if self.is_sqlite else _NULL_LOCK
-        with lock, translate_errors():
-            with self.writer.connect() as conn:
-                conn.info["after_commit"] = hooks
-                self._local.conn = conn
-                try:
-                    with conn.begin():
-                        yield conn
-                finally:
-                    self._local.conn = None
-                    conn.info.pop("after_commit", None)
+        try:
+            with lock, translate_errors():
+                with self.writer.connect() as conn:
+                    conn.info["after_commit"] = hooks
+                    conn.info["on_rollback"] = rollbacks
+                    self._local.conn = conn
+                    try:
+                        with conn.begin():
+                            yield conn
+                    finally:
+                        self._local.conn = None
+                        conn.info.pop("after_commit", None)
+                        conn.info.pop("on_rollback", None)
+        except BaseException:
+            _run_quietly(rollbacks)
+            raise
         for hook in hooks:
             hook()
 
@@ -86,22 +95,32 @@ class Database:
         Returns (tag, result, error, after-commit hooks) per job, after the COMMIT succeeded.
         """
         out: list[tuple[Any, Any, BaseException | None, list[Callable[[], None]]]] = []
-        with self._write_lock, self.writer.connect() as conn:
-            self._local.conn = conn
-            try:
-                with conn.begin():
-                    for fn, tag in zip(fns, tags, strict=True):
-                        hooks: list[Callable[[], None]] = []
-                        conn.info["after_commit"] = hooks
-                        try:
-                            with translate_errors(), conn.begin_nested():
-                                result = fn()
-                            out.append((tag, result, None, hooks))
-                        except Exception as exc:
-                            out.append((tag, None, exc, []))
-            finally:
-                self._local.conn = None
-                conn.info.pop("after_commit", None)
+        kept_rollbacks: list[Callable[[], None]] = []
+        try:
+            with self._write_lock, self.writer.connect() as conn:
+                self._local.conn = conn
+                try:
+                    with conn.begin():
+                        for fn, tag in zip(fns, tags, strict=True):
+                            hooks: list[Callable[[], None]] = []
+                            rollbacks: list[Callable[[], None]] = []
+                            conn.info["after_commit"] = hooks
+                            conn.info["on_rollback"] = rollbacks
+                            try:
+                                with translate_errors(), conn.begin_nested():
+                                    result = fn()
+                                out.append((tag, result, None, hooks))
+                                kept_rollbacks.extend(rollbacks)
+                            except Exception as exc:
+                                _run_quietly(rollbacks)
+                                out.append((tag, None, exc, []))
+                finally:
+                    self._local.conn = None
+                    conn.info.pop("after_commit", None)
+                    conn.info.pop("on_rollback", None)
+        except BaseException:  # the COMMIT failed: every job's work is gone
+            _run_quietly(kept_rollbacks)
+            raise
         return out
 
     def dispose(self) -> None:
@@ -118,6 +137,22 @@ def after_commit(conn: Connection, fn: Callable[[], None]) -> None:
         fn()
     else:
         hooks.append(fn)
+
+
+def on_rollback(conn: Connection, fn: Callable[[], None]) -> None:
+    """Run ``fn`` if the unit of work that owns ``conn`` does not commit (undo a side effect
+    done ahead of the commit, such as a stored upload). Never runs after a successful commit."""
+    hooks = conn.info.get("on_rollback")
+    if hooks is not None:
+        hooks.append(fn)
+
+
+def _run_quietly(fns: list[Callable[[], None]]) -> None:
+    for fn in fns:
+        try:
+            fn()
+        except Exception:  # cleanup must never mask the error that caused the rollback
+            logging.getLogger("keepbase.store").exception("on-rollback hook failed")
 
 
 class _NullLock:
