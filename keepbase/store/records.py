@@ -7,6 +7,7 @@ work (``db.write()``); nothing is written unless every check passed.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from ..core.errors import (
 from ..core.events import Hooks, RecordEvent
 from ..core.ids import new_record_id, random_string
 from ..core.types import RequestInfo
+from ..files import Storage
 from ..security.passwords import hash_password, verify_password
 from .collections import CollectionStore
 from .db import Database, after_commit
@@ -35,6 +37,7 @@ from .fields.base import Invalid
 from .fields.textual import generate_from_pattern
 from .indexes import IndexParseError, parse_index
 from .models import Collection
+from .record_files import PendingFiles, extract_uploads
 from .record_input import apply_body, row_values, split_key, to_db
 from .record_output import output_plan, row_to_json
 from .record_rules import filter_condition, rule_condition, sort_clauses
@@ -89,10 +92,12 @@ def rule_body(c: Collection, body: dict[str, Any], values: dict[str, Any], chang
 
 
 class RecordService:
-    def __init__(self, db: Database, collections: CollectionStore, hooks: Hooks | None = None) -> None:
+    def __init__(self, db: Database, collections: CollectionStore, hooks: Hooks | None = None,
+                 storage: Callable[[], Storage] | None = None) -> None:
         self.db = db
         self.collections = collections
         self.hooks = hooks or Hooks()
+        self.storage = storage  # the current file storage (it follows the runtime S3 settings)
 
     # --- helpers ---
     def table(self, c: Collection) -> Table:
@@ -193,7 +198,10 @@ class RecordService:
         if c.is_view:
             raise BadRequestError("Unsupported collection type.")
         table = self.table(c)
-        ctx = SaveContext(is_create=True, is_superuser=info.is_superuser, from_form=from_form)
+        allowed = self._allowed_keys(c, info)
+        body, uploads = extract_uploads(c, body, allowed)
+        pending = PendingFiles(self.storage, uploads)
+        ctx = SaveContext(is_create=True, is_superuser=info.is_superuser, from_form=from_form, uploads=uploads)
         values: dict[str, Any] = {}
         for f in c.fields:
             handler = get_type(f.type)
@@ -203,7 +211,7 @@ class RecordService:
                 values[f.name] = '{"lon":0,"lat":0}'
             if f.type == "number":
                 values[f.name] = 0.0
-        errors, _changed = apply_body(c, body, values, ctx, self._allowed_keys(c, info))
+        errors, _changed = apply_body(c, body, values, ctx, allowed)
         _changed |= {f.name for f in c.fields if f.name in body}
         now = now_str()
         for f in c.fields:
@@ -227,6 +235,7 @@ class RecordService:
                 errs = self._validate(conn, c, e.record, ctx)
                 if errs:
                     raise ValidationError("Failed to create record.", dict(errs))
+                pending.store(conn, c, e.record)
                 self._insert(conn, c, table, {f.name: to_db(f, e.record[f.name]) for f in c.fields})
 
             event = RecordEvent(collection=c, record=values, info=info, action="create", connection=conn)
@@ -386,8 +395,12 @@ class RecordService:
             if old is None:
                 raise NotFoundError()
             values = dict(old)
-            ctx = SaveContext(is_create=False, is_superuser=info.is_superuser, from_form=from_form, old=old)
-            errors, changed = apply_body(c, body, values, ctx, self._allowed_keys(c, info))
+            allowed = self._allowed_keys(c, info)
+            body, uploads = extract_uploads(c, body, allowed)
+            pending = PendingFiles(self.storage, uploads)
+            ctx = SaveContext(is_create=False, is_superuser=info.is_superuser, from_form=from_form, old=old,
+                              uploads=uploads)
+            errors, changed = apply_body(c, body, values, ctx, allowed)
             rule = c.rules.get("updateRule")
             if rule and not info.is_superuser:
                 # The rule sees the stored record and @request.body as resolved final values.
@@ -412,6 +425,7 @@ class RecordService:
                 for f in c.fields:
                     if f.type == "autodate" and f.options.get("onUpdate"):
                         e.record[f.name] = now
+                pending.store(conn, c, e.record)
                 row = {f.name: to_db(f, e.record[f.name]) for f in c.fields
                        if f.name != "id" and e.record.get(f.name) != old.get(f.name)}
                 if row:

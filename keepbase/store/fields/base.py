@@ -33,6 +33,8 @@ class SaveContext:
     is_superuser: bool = False
     from_form: bool = False  # value came from multipart/urlencoded text
     old: dict[str, Any] = field(default_factory=dict)
+    # new uploads of this save: field name -> new stored name -> files.UploadedFile
+    uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class FieldType:

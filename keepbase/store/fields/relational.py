@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from ...core.errors import FieldError
+from ...files import sniff, thumbs
 from ..models import Field
 from .base import FieldType, SaveContext, invalid
 
@@ -121,10 +122,12 @@ class RelationType(_MultiBase):
 
 
 class FileType(_MultiBase):
-    """File names only; uploads are handled by the files service (not in this release)."""
+    """Stored file names. Uploads are swapped for their new names before coercion
+    (``store.record_files``); ``ctx.uploads`` tells new uploads apart from current files."""
 
     name = "file"
     defaults = {"maxSelect": 1, "maxSize": 0, "mimeTypes": [], "protected": False, "thumbs": []}
+    DEFAULT_MAX_SIZE = 5 * 1024 * 1024
 
     def check_options(self, f: Field, errors: dict[str, FieldError]) -> None:
         import re
@@ -142,14 +145,35 @@ class FileType(_MultiBase):
 
     def validate(self, f: Field, value: Any, ctx: SaveContext) -> None:
         existing = set(self.values_of(f, ctx.old.get(f.name))) if ctx.old else set()
-        new = [v for v in self.values_of(f, value) if v not in existing]
+        uploads = ctx.uploads.get(f.name, {})
+        names = self.values_of(f, value)
+        new = [v for v in names if v not in existing and v not in uploads]
         if new:
             raise invalid("validation_invalid_file", f"Invalid new files: [{', '.join(new)}].",
                           {"invalidFiles": new})
-        n = len(self.values_of(f, value))
         mx = self.max_select(f)
-        if n > mx:
+        if len(names) > mx:
             raise invalid("validation_too_many_files", f"The maximum allowed files is {mx}.", {"maxSelect": mx})
+        max_size = int(f.options.get("maxSize") or self.DEFAULT_MAX_SIZE)
+        mime_types = [m for m in f.options.get("mimeTypes") or [] if isinstance(m, str)]
+        for stored in names:
+            upload = uploads.get(stored)
+            if upload is None:
+                continue
+            if upload.size > max_size:
+                raise invalid("validation_file_size_limit",
+                              f"Failed to upload {upload.original_name} - the maximum allowed file size is "
+                              f"{max_size} bytes.", {"file": upload.original_name, "maxSize": max_size})
+            if mime_types and not sniff.matches(upload.mime, mime_types):
+                raise invalid("validation_invalid_mime_type",
+                              f'"{stored}" mime type must be one of: {", ".join(mime_types)}.')
+            if sniff.base_type(upload.mime) in thumbs.THUMB_SOURCE_TYPES:
+                upload.file.seek(0)
+                if thumbs.is_bomb(upload.file):
+                    # keepbase hardening: an image declaring more pixels than thumbs.MAX_PIXELS is
+                    # refused before anything is decoded or stored (docs/compatibility.md).
+                    raise invalid("validation_image_too_large",
+                                  f'"{stored}" image dimensions exceed the allowed {thumbs.MAX_PIXELS} pixels.')
 
 
 TYPES = [SelectType(), RelationType(), FileType()]
