@@ -39,6 +39,12 @@ class Config:
     statement_timeout_ms: int = _opt(10000, "Statement timeout for queries (both engines), in ms.")
     max_body_size: int = _opt(32 * 1024 * 1024, "Default request body limit in bytes (413 above it).")
     dev: bool = _opt(False, "Development mode: log SQL and errors verbosely.")
+    realtime_max_clients: int = _opt(10000, "Most realtime (SSE) connections one node accepts (503 above it).")
+    realtime_queue_size: int = _opt(
+        512, "Messages buffered per realtime client; a client that falls this far behind is disconnected.")
+    realtime_ping_interval: int = _opt(
+        25, "Seconds between SSE keep-alive comments on an idle realtime stream (0 disables them).")
+    realtime_idle_timeout: int = _opt(300, "Seconds without a delivered message before a realtime stream closes.")
 
     @property
     def host(self) -> str:

@@ -1,0 +1,282 @@
+"""The realtime service: record events → broker → access checks → each client's queue.
+
+Record changes arrive through the after-commit hooks (``record_after_*``; they run on whichever
+thread committed) and schema changes through ``collection_after_change``. Both go to the
+broker, which brings every node's messages back to each node's event loop, where one dispatcher
+task handles them in order: the access checks for one event run in a worker thread, then the
+frames are queued on the clients. Background tasks (dispatcher, housekeeping, the broker's
+connections) run under a :class:`Supervisor` that logs and restarts them.
+
+The stored auth of a client follows its record: an update with a new ``tokenKey`` (password or
+email change) or a delete drops it (the client continues as a guest, like PocketBase), any
+other update refreshes it; tokens are also re-verified periodically (collection secret changes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+import orjson
+from sqlalchemy import func, select
+
+from ..core.events import Event, Hooks, RecordEvent
+from ..core.types import AuthInfo
+from ..store.models import Collection
+from ..store.record_input import row_values
+from ..store.records import RecordService
+from .access import Project, Viewer, render, stored_values
+from .broker import Broker, Message
+from .sse import PING, frame
+from .subscriptions import Client, ClientRegistry
+from .supervisor import Supervisor
+
+log = logging.getLogger("keepbase.realtime")
+
+VerifyToken = Callable[[str], AuthInfo | None]
+
+
+@dataclass(frozen=True)
+class RealtimeSettings:
+    max_clients: int = 10000
+    queue_size: int = 512
+    ping_interval: float = 25.0  # 0 disables keep-alive comments
+    idle_timeout: float = 300.0  # PocketBase: 5 minutes without a delivered message
+    max_lifetime: float = 1800.0  # PocketBase: 30 minutes at most
+    auth_check_interval: float = 60.0
+    schema_check_interval: float = 15.0
+    inbox_size: int = 50_000
+
+
+class Realtime:
+    def __init__(self, records: RecordService, hooks: Hooks, broker: Broker, settings: RealtimeSettings,
+                 *, verify_token: VerifyToken | None = None, project: Project | None = None) -> None:
+        self.records = records
+        self.collections = records.collections
+        self.broker = broker
+        self.settings = settings
+        self.verify_token = verify_token
+        self.project = project
+        self.clients = ClientRegistry(max_clients=settings.max_clients, queue_size=settings.queue_size)
+        self.supervisor = Supervisor()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._inbox: asyncio.Queue[Message] | None = None
+        self._start_lock: asyncio.Lock | None = None
+        self._fingerprint: Any = None
+        self.delivered = 0
+        for hook in (hooks.record_after_create, hooks.record_after_update, hooks.record_after_delete):
+            hook.bind(self._on_record, id="keepbase-realtime")
+        hooks.collection_after_change.bind(self._on_collections, id="keepbase-realtime")
+
+    # --- lifecycle (event loop) ---
+    @property
+    def started(self) -> bool:
+        return self._loop is not None
+
+    async def ensure_started(self) -> None:
+        if self._loop is not None:
+            return
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if self._loop is None:
+                await self.start()
+
+    async def start(self) -> None:
+        self._inbox = asyncio.Queue(maxsize=self.settings.inbox_size)
+        await self.broker.start(self._deliver, self._on_broker_connect)
+        self._loop = asyncio.get_running_loop()
+        self.supervisor.start("realtime-dispatch", self._dispatch)
+        self.supervisor.start("realtime-housekeeping", self._housekeeping)
+
+    async def stop(self) -> None:
+        self._loop = None
+        for client in list(self.clients.clients.values()):
+            client.drop("server shutting down")
+        await self.supervisor.stop()
+        await self.broker.stop()
+
+    # --- hooks (any thread) ---
+    def _on_record(self, e: RecordEvent) -> None:
+        if self._loop is None:
+            return
+        c: Collection = e.collection
+        if c is None or c.is_view or (not self.broker.shared and not self.clients.clients):
+            return
+        self.broker.publish({"type": "record", "action": e.action, "collection": c.id,
+                             "record": stored_values(c, e.record)})
+
+    def _on_collections(self, e: Event) -> None:
+        if self._loop is not None:
+            self.broker.publish({"type": "collections"}, local=False)
+
+    # --- broker side (event loop) ---
+    def _deliver(self, message: Message) -> None:
+        if self._inbox is None:
+            return
+        try:
+            self._inbox.put_nowait(message)
+        except asyncio.QueueFull:
+            log.error("realtime: dispatcher is %d messages behind; message dropped", self._inbox.qsize())
+
+    def _on_broker_connect(self) -> None:
+        # notifications sent while this node was not listening are lost: reload the schema
+        self._deliver({"type": "collections"})
+
+    async def _thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(lambda: fn(*args))
+
+    async def _dispatch(self) -> None:
+        assert self._inbox is not None
+        inbox = self._inbox
+        while True:
+            message = await inbox.get()
+            try:
+                await self._handle(message)
+            except Exception:
+                log.exception("realtime: failed to dispatch %s message", message.get("type"))
+
+    async def _handle(self, message: Message) -> None:
+        if message.get("type") == "collections":
+            await self._thread(self.collections.refresh)
+            return
+        if message.get("type") != "record":
+            return
+        c = self.collections.find(str(message.get("collection", "")))
+        if c is None:  # created on another node a moment ago
+            await self._thread(self.collections.refresh)
+            c = self.collections.find(str(message.get("collection", "")))
+            if c is None:
+                return
+        action = str(message.get("action", ""))
+        values: dict[str, Any] | None = message.get("record")
+        if message.get("ref"):
+            values = await self._thread(self._load, c, str(message.get("id", "")))
+        if not values:
+            return
+        record_id = str(values.get("id", ""))
+        if c.is_auth:
+            self._follow_auth(c, action, values)
+        targets = self.clients.targets((c.name, c.id), record_id)
+        if not targets:
+            return
+        viewers = [Viewer(client.auth, sub) for client, sub in targets]
+        payloads = await self._thread(render, self.records, c, action, values, viewers, self.project)
+        for (client, sub), viewer in zip(targets, viewers, strict=True):
+            data = payloads.get(viewer.key)
+            if data is not None and client.push(frame(client.id, sub.raw, data)):
+                self.delivered += 1
+
+    def _load(self, c: Collection, record_id: str) -> dict[str, Any] | None:
+        table = self.records.table(c)
+        with self.records.db.read() as conn:
+            row = conn.execute(select(table).where(table.c.id == record_id)).first()
+        return None if row is None else stored_values(c, row_values(c, row))
+
+    def _follow_auth(self, c: Collection, action: str, values: dict[str, Any]) -> None:
+        record_id = str(values.get("id", ""))
+        for client in self.clients.with_auth_record(c.id, record_id):
+            assert client.auth is not None
+            if action == "delete" or values.get("tokenKey") != client.auth.record.get("tokenKey"):
+                client.auth, client.token = None, ""
+            else:
+                record = row_values(c, values)
+                record["password"] = client.auth.record.get("password", "")
+                client.auth = AuthInfo(c.id, c.name, record)
+
+    # --- housekeeping ---
+    async def _housekeeping(self) -> None:
+        last_auth = last_schema = time.monotonic()
+        while True:
+            await asyncio.sleep(min(5.0, self.settings.auth_check_interval, self.settings.schema_check_interval))
+            now = time.monotonic()
+            if now - last_auth >= self.settings.auth_check_interval:
+                last_auth = now
+                await self._recheck_tokens()
+            if self.broker.shared and now - last_schema >= self.settings.schema_check_interval:
+                last_schema = now
+                fingerprint = await self._thread(self._schema_fingerprint)
+                if self._fingerprint is not None and fingerprint != self._fingerprint:
+                    await self._thread(self.collections.refresh)
+                self._fingerprint = fingerprint
+
+    async def _recheck_tokens(self) -> None:
+        if self.verify_token is None:
+            return
+        for client in [c for c in self.clients.clients.values() if c.token]:
+            token = client.token
+            auth = await self._thread(self.verify_token, token)
+            if client.token != token:  # changed meanwhile
+                continue
+            if auth is None or client.auth is None or auth.id != client.auth.id:
+                client.auth, client.token = None, ""
+            else:
+                client.auth = auth
+
+    def _schema_fingerprint(self) -> Any:
+        table = self.collections.table
+        with self.records.db.read() as conn:
+            return tuple(conn.execute(select(func.count(), func.max(table.c.updated))).one())
+
+    # --- clients (event loop) ---
+    def connect(self, ip: str) -> Client:
+        return self.clients.register(ip)
+
+    def disconnect(self, client: Client) -> None:
+        self.clients.unregister(client)
+
+    def send(self, client_id: str, topic: str, data: Any) -> bool:
+        """Push a custom message (e.g. ``@oauth2``) to one local client, if it subscribed to it."""
+        client = self.clients.get(client_id)
+        if client is None or topic not in client.subscriptions:
+            return False
+        return client.push(frame(client.id, topic, orjson.dumps(data)))
+
+    async def pump(self, client: Client, write: Callable[[bytes], Awaitable[None]]) -> None:
+        """Write the client's queued frames until it is dropped, idles out or reaches its lifetime."""
+        s = self.settings
+        started = last_message = last_write = time.monotonic()
+        queue = client.queue
+        while True:
+            now = time.monotonic()
+            idle_left = last_message + s.idle_timeout - now
+            life_left = started + s.max_lifetime - now
+            if idle_left <= 0 or life_left <= 0:
+                return
+            timeout = min(idle_left, life_left)
+            if s.ping_interval > 0:
+                timeout = min(timeout, max(last_write + s.ping_interval - now, 0.0))
+            try:
+                item = await asyncio.wait_for(queue.get(), timeout)
+            except TimeoutError:
+                if s.ping_interval > 0 and time.monotonic() - last_write >= s.ping_interval:
+                    await write(PING)
+                    last_write = time.monotonic()
+                continue
+            if item is None:
+                return
+            chunks = [item]
+            while not queue.empty() and len(chunks) < 256:
+                nxt = queue.get_nowait()
+                if nxt is None:
+                    await write(b"".join(chunks))
+                    return
+                chunks.append(nxt)
+            await write(b"".join(chunks) if len(chunks) > 1 else item)
+            last_message = last_write = time.monotonic()
+
+
+@asynccontextmanager
+async def running(realtime: Realtime) -> AsyncIterator[None]:
+    """A Starlette lifespan: the service runs while the server does."""
+    await realtime.ensure_started()
+    try:
+        yield
+    finally:
+        await realtime.stop()
