@@ -55,6 +55,13 @@ class App:
         self.mailer = Mailer(self.settings.get)
         self.hooks = Hooks()
         self.records = RecordService(self.db, self.collections, self.hooks)
+        from .api.projection import project
+        from .core.events import Event
+        from .realtime import build_realtime
+
+        self.realtime = build_realtime(config, self.records, self.hooks, verify_token=self.auth_from_token,
+                                       project=project)
+        self.collections.on_change.append(lambda: self.hooks.collection_after_change.trigger_safely(Event()))
         from .auth.account import AccountService
         from .store.audit import AuditLog
 
@@ -142,6 +149,12 @@ class App:
             d = c.to_dict()
             out[ctype] = d
         return out
+
+    def lifespan(self, _asgi: Any) -> Any:
+        """The Starlette lifespan: background services (realtime) start and stop with the server."""
+        from .realtime.service import running
+
+        return running(self.realtime)
 
     def close(self) -> None:
         self.accounts.close()

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core.errors import ApiError, NotFoundError
-from . import audit, collections, health, record_account, record_auth, records, settings, settings_test
+from . import audit, collections, health, realtime, record_account, record_auth, records, settings, settings_test
 from .errors import api_error_handler, error_response
 
 if TYPE_CHECKING:
@@ -82,14 +82,14 @@ async def not_found(request: Request, exc: Exception) -> Response:
 
 # Each endpoint-group module exposes ``ROUTES``; order matters only where paths overlap
 # (specific paths such as /api/collections/import come before /api/collections/{collection}).
-ROUTE_MODULES = [health, collections, records, record_auth, record_account, settings, settings_test, audit]
+ROUTE_MODULES = [health, collections, records, record_auth, record_account, settings, settings_test, realtime, audit]
 
 
 def build_asgi(app: App) -> ASGIApp:
     routes = [route for module in ROUTE_MODULES for route in module.ROUTES]
     handlers: dict[Any, Any] = {ApiError: api_error_handler, HTTPException: not_found,
                                 Exception: api_error_handler}
-    star = Starlette(routes=routes, exception_handlers=handlers)
+    star = Starlette(routes=routes, exception_handlers=handlers, lifespan=app.lifespan)
     star.router.redirect_slashes = False
     star.state.keepbase = app
     return HeadersMiddleware(star)
