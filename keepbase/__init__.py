@@ -1,11 +1,12 @@
 """keepbase: a complete, secure backend that speaks the PocketBase HTTP API.
 
-Public surface: ``App`` (built by ``create_app``), ``Config`` and the error classes.
+Public surface: ``App`` (built by ``create_app``; its decorators are the hooks API),
+``Config``, the hook event types and the error classes.
 """
 
 from __future__ import annotations
 
-from .app import App, create_app
+from .app import App, HooksError, create_app
 from .core.config import Config, load_config
 from .core.errors import (
     ApiError,
@@ -18,6 +19,7 @@ from .core.errors import (
     UnauthorizedError,
     ValidationError,
 )
+from .core.events import RecordAuthEvent, RecordEvent
 
 __all__ = [
     "ApiError",
@@ -26,7 +28,10 @@ __all__ = [
     "Config",
     "FieldError",
     "ForbiddenError",
+    "HooksError",
     "NotFoundError",
+    "RecordAuthEvent",
+    "RecordEvent",
     "TooLargeError",
     "TooManyRequestsError",
     "UnauthorizedError",

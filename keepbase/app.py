@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from anyio import CapacityLimiter
 from sqlalchemy import select
@@ -22,6 +23,11 @@ from .store.record_rules import filter_condition, rule_error
 from .store.records import RecordService
 
 log = logging.getLogger("keepbase")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class HooksError(Exception):
+    """A hooks file could not be loaded; the message names the file."""
 
 
 class App:
@@ -33,6 +39,16 @@ class App:
         from keepbase import Config
         app = create_app(Config(dir="/tmp/kb"))
         app.asgi  # a Starlette app, serve it with uvicorn
+
+    Hooks, custom routes and scheduled jobs are registered with decorators (see
+    ``on_record_create``, ``route``, ``cron``), usually from a hooks file loaded by
+    ``keepbase serve --hooks DIR``::
+
+        def setup(app: App) -> None:
+            @app.on_record_create("posts")
+            def stamp(e: RecordEvent) -> None:
+                e.record["title"] = e.record["title"].strip()
+                e.next()
     """
 
     def __init__(self, config: Config) -> None:
@@ -74,6 +90,10 @@ class App:
         self.group_writer: GroupWriter | None = GroupWriter(self.db) if self.db.is_sqlite else None
         pool = config.pg_pool_size if config.db else config.sqlite_readers + 1
         self.limiter = CapacityLimiter(max(pool, 4))
+        from .ops.cron import Scheduler
+
+        self.scheduler = Scheduler(self.db)
+        self.custom_routes: list[Any] = []  # starlette Routes added by ``route()``, see api/custom.py
         from .api.routes import build_asgi
 
         self.asgi = build_asgi(self)
@@ -84,6 +104,123 @@ class App:
 
     def new_auth_token(self, c: Collection, record: dict[str, Any]) -> str:
         return new_auth_token(c, record)
+
+    # --- the hooks API: decorators for hooks files and embedding code (see docs in each) ---
+    def on_record_create(self, *collections: str, priority: int = 0, id: str = "") -> Callable[[F], F]:
+        """Before a record is inserted, inside its transaction. Change ``e.record``, call ``e.next()``
+        to continue (skip it to cancel the insert silently), or raise an ``ApiError`` to reject::
+
+            @app.on_record_create("posts")
+            def clean(e: RecordEvent) -> None:
+                if "spam" in e.record["title"]:
+                    raise BadRequestError("No spam, please.")
+                e.record["title"] = e.record["title"].strip()
+                e.next()
+
+        Any other exception also rolls the write back; the client gets a generic error envelope.
+        With no ``collections`` the handler sees every collection.
+        """
+        return self.hooks.record_create.bind(priority=priority, id=id, collections=collections)  # type: ignore[no-any-return]
+
+    def on_record_update(self, *collections: str, priority: int = 0, id: str = "") -> Callable[[F], F]:
+        """Before a record is updated (``e.old`` holds the stored values); like ``on_record_create``."""
+        return self.hooks.record_update.bind(priority=priority, id=id, collections=collections)  # type: ignore[no-any-return]
+
+    def on_record_delete(self, *collections: str, priority: int = 0, id: str = "") -> Callable[[F], F]:
+        """Before a record is deleted, inside its transaction; call ``e.next()`` to delete."""
+        return self.hooks.record_delete.bind(priority=priority, id=id, collections=collections)  # type: ignore[no-any-return]
+
+    def on_record_after_create(self, *collections: str, priority: int = 0, id: str = "") -> Callable[[F], F]:
+        """After a create was committed (never on rollback). Errors are logged, not sent::
+
+            @app.on_record_after_create("comments")
+            def notify(e: RecordEvent) -> None:
+                app.mailer.send(Message(to=["me@example.com"], subject="New comment", html=e.record["text"]))
+        """
+        return self.hooks.record_after_create.bind(priority=priority, id=id, collections=collections)  # type: ignore[no-any-return]
+
+    def on_record_after_update(self, *collections: str, priority: int = 0, id: str = "") -> Callable[[F], F]:
+        """After an update was committed (never on rollback)."""
+        return self.hooks.record_after_update.bind(priority=priority, id=id, collections=collections)  # type: ignore[no-any-return]
+
+    def on_record_after_delete(self, *collections: str, priority: int = 0, id: str = "") -> Callable[[F], F]:
+        """After a delete was committed, cascaded deletes included (never on rollback)."""
+        return self.hooks.record_after_delete.bind(priority=priority, id=id, collections=collections)  # type: ignore[no-any-return]
+
+    def on_record_auth(self, *collections: str, priority: int = 0, id: str = "") -> Callable[[F], F]:
+        """A successful sign-in, before the token is sent (``RecordAuthEvent``); raise to refuse it."""
+        return self.hooks.record_auth.bind(priority=priority, id=id, collections=collections)  # type: ignore[no-any-return]
+
+    def route(self, path: str, methods: Sequence[str] = ("GET",)) -> Callable[[F], F]:
+        """A custom HTTP route under ``/api/`` (``"/hello"`` is served at ``/api/hello``)::
+
+            from keepbase.api.deps import app_of, require_auth
+
+            @app.route("/stats/{collection}", methods=["GET"])
+            async def stats(request: Request) -> dict[str, Any]:
+                auth = await require_auth(request)  # 401 envelope without a valid token
+                ...
+                return {"user": auth.id}
+
+        The handler gets a Starlette ``Request`` and returns a ``Response`` or any JSON value
+        (``None`` → 204). Sync handlers run in a worker thread. ``ApiError`` → error envelope.
+        Built-in routes win when paths overlap.
+        """
+        from .api.custom import custom_route
+
+        def register(fn: F) -> F:
+            self.custom_routes.append(custom_route(path, fn, list(methods)))
+            return fn
+
+        return register
+
+    def cron(self, schedule: str, *, id: str = "") -> Callable[[F], F]:
+        """A scheduled job (five-field cron expression or a macro such as ``@hourly``)::
+
+            @app.cron("*/5 * * * *")
+            def cleanup() -> None:
+                ...
+
+        Jobs run in their own thread; a failure is logged and the job runs again at its next
+        tick, it never stops the server. On PostgreSQL a job runs once per tick across all
+        nodes. ``id`` defaults to the function name; registering an id again replaces it.
+        """
+
+        def register(fn: F) -> F:
+            self.scheduler.add(id or getattr(fn, "__name__", "job"), schedule, fn)
+            self.scheduler.start()
+            return fn
+
+        return register
+
+    def load_hooks(self, directory: str | Path) -> list[str]:
+        """Import every ``*.py`` file of ``directory`` (sorted, ``_``-prefixed ones skipped) and call
+        its ``setup(app)``. Returns the loaded file names; raises ``HooksError`` on any failure."""
+        import importlib.util
+        import sys
+
+        loaded = []
+        for path in sorted(Path(directory).glob("*.py")):
+            if path.name.startswith("_"):
+                continue
+            name = f"keepbase_hooks.{path.stem}"
+            try:
+                spec = importlib.util.spec_from_file_location(name, path)
+                assert spec is not None and spec.loader is not None
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module
+                spec.loader.exec_module(module)
+                setup = getattr(module, "setup", None)
+                if not callable(setup):
+                    raise HooksError(f"{path}: no setup(app) function")
+                setup(self)
+            except HooksError:
+                raise
+            except Exception as exc:
+                raise HooksError(f"{path}: {type(exc).__name__}: {exc}") from exc
+            log.info("loaded hooks from %s", path)
+            loaded.append(path.name)
+        return loaded
 
     def authenticate_with_password(self, c: Collection, identity: str, password: str,
                                    identity_field: str = "", ip: str = "") -> dict[str, Any]:
@@ -157,6 +294,7 @@ class App:
         return running(self.realtime)
 
     def close(self) -> None:
+        self.scheduler.stop()
         self.accounts.close()
         if self.group_writer is not None:
             self.group_writer.stop()

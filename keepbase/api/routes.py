@@ -11,7 +11,19 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core.errors import ApiError, NotFoundError
-from . import audit, collections, health, realtime, record_account, record_auth, records, settings, settings_test
+from . import (
+    audit,
+    batch,
+    collections,
+    custom,
+    health,
+    record_account,
+    record_auth,
+    realtime,
+    records,
+    settings,
+    settings_test,
+)
 from .errors import api_error_handler, error_response
 
 if TYPE_CHECKING:
@@ -82,7 +94,8 @@ async def not_found(request: Request, exc: Exception) -> Response:
 
 # Each endpoint-group module exposes ``ROUTES``; order matters only where paths overlap
 # (specific paths such as /api/collections/import come before /api/collections/{collection}).
-ROUTE_MODULES = [health, collections, records, record_auth, record_account, settings, settings_test, realtime, audit]
+ROUTE_MODULES = [health, collections, records, record_auth, record_account, settings, settings_test, realtime, audit, batch,
+                 custom]  # custom: always last
 
 
 def build_asgi(app: App) -> ASGIApp:

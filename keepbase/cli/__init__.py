@@ -33,8 +33,11 @@ def main() -> None:
 @click.option("--sqlite-sync", default=None, type=click.Choice(["full", "normal"]),
               help="SQLite synchronous mode (KEEPBASE_SQLITE_SYNC).")
 @click.option("--dev", is_flag=True, default=None, help="Verbose logging.")
+@click.option("--hooks", "hooks_dir", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Folder of hooks files: each *.py defines setup(app).")
 @_common
-def serve(http: str | None, sqlite_sync: str | None, dev: bool | None, dir_: str | None, db: str | None) -> None:
+def serve(http: str | None, sqlite_sync: str | None, dev: bool | None, hooks_dir: str | None,
+          dir_: str | None, db: str | None) -> None:
     """Start the web server."""
     import logging
 
@@ -45,6 +48,15 @@ def serve(http: str | None, sqlite_sync: str | None, dev: bool | None, dir_: str
     cfg = _config(http=http, sqlite_sync=sqlite_sync, dev=dev, dir=dir_, db=db)
     logging.basicConfig(level=logging.DEBUG if cfg.dev else logging.INFO)
     app = create_app(cfg)
+    if hooks_dir:
+        from ..app import HooksError
+
+        try:
+            names = app.load_hooks(hooks_dir)
+        except HooksError as exc:
+            app.close()
+            raise click.ClickException(f"cannot load hooks: {exc}") from exc
+        click.echo(f"hooks: {', '.join(names) or 'none'} from {hooks_dir}")
     base = f"http://{cfg.http}"
     click.echo(f"keepbase server started at {base}\n└─ REST API:  {base}/api/  (the admin dashboard is not part of this release)")
     click.echo(f"storage: {'PostgreSQL' if cfg.is_postgres else 'SQLite in ' + cfg.dir}")

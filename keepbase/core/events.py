@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -56,6 +56,30 @@ class RecordEvent(Event):
     connection: Any = None  # the SQLAlchemy connection of the write transaction (before hooks)
 
 
+@dataclass
+class RecordAuthEvent(Event):
+    """A successful sign-in, before the token is sent. ``record`` is the auth record as the
+    response shows it; a handler may change ``record`` or ``token``, or raise an ``ApiError``
+    to refuse the sign-in. ``method`` is "password" (and later "oauth2", "otp", ...)."""
+
+    collection: Any = None  # store.models.Collection
+    record: dict[str, Any] = field(default_factory=dict)
+    token: str = ""
+    method: str = ""
+    info: Any = None  # core.types.RequestInfo
+
+
+def _only_for(names: frozenset[str], fn: Handler[E]) -> Handler[E]:
+    def filtered(e: E) -> Any:
+        c = getattr(e, "collection", None)
+        if c is None or (getattr(c, "name", None) not in names and getattr(c, "id", None) not in names):
+            return e.next()
+        return fn(e)
+
+    filtered.__name__ = getattr(fn, "__name__", "handler")
+    return filtered
+
+
 class Hook(Generic[E]):
     """An ordered list of handlers for one kind of event."""
 
@@ -63,13 +87,20 @@ class Hook(Generic[E]):
         self.name = name
         self._handlers: list[tuple[int, int, str, Handler[E]]] = []
 
-    def bind(self, fn: Handler[E] | None = None, *, priority: int = 0, id: str = "") -> Any:
-        """Register ``fn`` (usable as a decorator). Lower priority runs first. Returns ``fn``."""
+    def bind(self, fn: Handler[E] | None = None, *, priority: int = 0, id: str = "",
+             collections: Iterable[str] = ()) -> Any:
+        """Register ``fn`` (usable as a decorator). Lower priority runs first. Returns ``fn``.
+
+        With ``collections`` (names or ids), ``fn`` only sees events of those collections;
+        for the others the chain simply continues.
+        """
+        only = frozenset(collections)
 
         def register(f: Handler[E]) -> Handler[E]:
             hid = id or f"{self.name}-{next(_ids)}"
+            call: Handler[E] = f if not only else _only_for(only, f)
             self._handlers = [h for h in self._handlers if h[2] != hid]
-            self._handlers.append((priority, next(_ids), hid, f))
+            self._handlers.append((priority, next(_ids), hid, call))
             self._handlers.sort(key=lambda h: (h[0], h[1]))
             return f
 
@@ -114,5 +145,7 @@ class Hooks:
         self.record_after_update: Hook[RecordEvent] = Hook("record_after_update")
         #: after a delete was committed (cascaded deletes included)
         self.record_after_delete: Hook[RecordEvent] = Hook("record_after_delete")
+        #: a successful sign-in, before the token is sent; may change ``e.record``/``e.token`` or raise
+        self.record_auth: Hook[RecordAuthEvent] = Hook("record_auth")
         #: after a collection was created, updated or deleted (schema change committed)
         self.collection_after_change: Hook[Event] = Hook("collection_after_change")
