@@ -9,8 +9,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..core.errors import REQUIRED, BadRequestError, NotFoundError, UnauthorizedError, ValidationError
+from ..security.jwt_tokens import unverified_claims
 from ..store.models import Collection
-from .deps import app_of, current_auth, read_body, run
+from .deps import app_of, client_ip, current_auth, read_body, run
 from .responses import json_response
 
 LOAD_ERROR = "An error occurred while loading the submitted data."
@@ -45,7 +46,7 @@ async def auth_with_password(request: Request) -> Response:
     if not isinstance(field, str):
         raise BadRequestError(LOAD_ERROR)
     app = app_of(request)
-    record = await run(request, app.authenticate_with_password, c, identity, password, field)
+    record = await run(request, app.authenticate_with_password, c, identity, password, field, client_ip(request))
     return await _auth_response(request, c, record)
 
 
@@ -54,6 +55,12 @@ async def auth_refresh(request: Request) -> Response:
     auth = await current_auth(request)
     if auth is None or auth.collection_id != c.id:
         raise UnauthorizedError("The request requires valid record authorization token.")
+    token = request.headers.get("authorization", "").removeprefix("Bearer ")
+    if (unverified_claims(token) or {}).get("refreshable") is False:
+        # an impersonation token is never extended: the same token comes back (PocketBase)
+        app = app_of(request)
+        view = await run(request, app.records.auth_record_json, c, auth.id, c.name == "_superusers")
+        return json_response({"record": view, "token": token}, request.query_params.get("fields", ""))
     return await _auth_response(request, c, dict(auth.record))
 
 
