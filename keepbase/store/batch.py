@@ -90,6 +90,8 @@ def run_batch(db: Database, records: RecordService, actions: list[BatchAction], 
 
 
 def _run_one(db: Database, records: RecordService, a: BatchAction) -> dict[str, Any] | None:
+    if a.action not in ("create", "update", "delete", "upsert"):
+        raise BadRequestError()
     c = records.collections.find(a.collection)
     if c is None:
         raise NotFoundError("Missing collection context.")
