@@ -90,6 +90,18 @@ class App:
         self.group_writer: GroupWriter | None = GroupWriter(self.db) if self.db.is_sqlite else None
         pool = config.pg_pool_size if config.db else config.sqlite_readers + 1
         self.limiter = CapacityLimiter(max(pool, 4))
+        from .auth.mfa import MFAService
+        from .auth.otp import OTPService
+        from .auth.totp import TOTPService
+        from .security.rate_limiter import MemoryRateLimiter
+
+        # in-process counters (rate limits, OTP/TOTP attempts); a shared backend can replace them
+        self.rate_limiter = MemoryRateLimiter()
+        self.totp = TOTPService(self.db, self.rate_limiter)
+        self.hooks.record_after_delete.bind(self.totp.on_record_deleted, id="keepbase-totp-cleanup")
+        self.mfa = MFAService(self.db, self.collections, self.totp)
+        self.otp = OTPService(self.db, self.collections, self.records, self.mailer, self.settings.get,
+                              self.rate_limiter, self.mfa)
         from .ops.cron import Scheduler
 
         self.scheduler = Scheduler(self.db)

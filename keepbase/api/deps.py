@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import math
 import re
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from starlette.requests import Request
 
 from ..core.errors import BadRequestError, ForbiddenError, TooLargeError, UnauthorizedError
 from ..core.types import AuthInfo, RequestInfo
+from .client_ip import client_ip as real_ip
 
 if TYPE_CHECKING:
     from ..app import App
@@ -98,18 +98,7 @@ def client_ip(request: Request) -> str:
     """PocketBase's RealIP: the configured ``trustedProxy.headers`` first (the last header value,
     its rightmost valid IP unless ``useLeftmostIP``), else the socket's peer address. Proxy headers
     are ignored unless configured, so a client cannot choose its own address."""
-    proxy = app_of(request).settings.get().get("trustedProxy", {})
-    for name in proxy.get("headers") or []:
-        values = request.headers.getlist(name)
-        if not values or not values[-1]:
-            continue
-        candidates = [v.strip() for v in values[-1].split(",")]
-        for candidate in candidates if proxy.get("useLeftmostIP") else reversed(candidates):
-            try:
-                return str(ipaddress.ip_address(candidate))
-            except ValueError:
-                continue
-    return request.client.host if request.client else ""
+    return real_ip(request.scope, app_of(request).settings.get())
 
 
 async def read_limited(request: Request, limit: int) -> bytes:

@@ -12,6 +12,7 @@ from ..core.errors import REQUIRED, BadRequestError, NotFoundError, Unauthorized
 from ..security.jwt_tokens import unverified_claims
 from ..store.models import Collection
 from .deps import app_of, client_ip, current_auth, read_body, run
+from .mfa import mfa_challenge
 from .responses import json_response
 
 LOAD_ERROR = "An error occurred while loading the submitted data."
@@ -24,7 +25,13 @@ def _auth_collection(request: Request) -> Collection:
     return c
 
 
-async def _auth_response(request: Request, c: Collection, record: dict[str, Any]) -> Response:
+async def _auth_response(request: Request, c: Collection, record: dict[str, Any], method: str = "",
+                         mfa_id: Any = "") -> Response:
+    """The auth response; with a sign-in ``method``, the MFA step first (may answer 401 + mfaId)."""
+    if method:
+        challenge = await mfa_challenge(request, c, record, method, mfa_id)
+        if challenge is not None:
+            return challenge
     app = app_of(request)
     token = app.new_auth_token(c, record)
     view = await run(request, app.records.auth_record_json, c, record["id"], c.name == "_superusers")
@@ -47,7 +54,7 @@ async def auth_with_password(request: Request) -> Response:
         raise BadRequestError(LOAD_ERROR)
     app = app_of(request)
     record = await run(request, app.authenticate_with_password, c, identity, password, field, client_ip(request))
-    return await _auth_response(request, c, record)
+    return await _auth_response(request, c, record, "password", body.get("mfaId"))
 
 
 async def auth_refresh(request: Request) -> Response:

@@ -17,14 +17,17 @@ from . import (
     collections,
     custom,
     health,
+    otp,
+    realtime,
     record_account,
     record_auth,
-    realtime,
     records,
     settings,
     settings_test,
+    totp,
 )
 from .errors import api_error_handler, error_response
+from .rate_limits import RateLimitMiddleware
 
 if TYPE_CHECKING:
     from ..app import App
@@ -94,7 +97,7 @@ async def not_found(request: Request, exc: Exception) -> Response:
 
 # Each endpoint-group module exposes ``ROUTES``; order matters only where paths overlap
 # (specific paths such as /api/collections/import come before /api/collections/{collection}).
-ROUTE_MODULES = [health, collections, records, record_auth, record_account, settings, settings_test, realtime, audit, batch,
+ROUTE_MODULES = [health, collections, records, record_auth, otp, totp, record_account, settings, settings_test, realtime, audit, batch,
                  custom]  # custom: always last
 
 
@@ -105,4 +108,4 @@ def build_asgi(app: App) -> ASGIApp:
     star = Starlette(routes=routes, exception_handlers=handlers, lifespan=app.lifespan)
     star.router.redirect_slashes = False
     star.state.keepbase = app
-    return HeadersMiddleware(star)
+    return HeadersMiddleware(RateLimitMiddleware(star, app))
