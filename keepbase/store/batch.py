@@ -54,6 +54,10 @@ class BatchActionFailed(Exception):
         self.error = error
 
 
+class UnknownAction(Exception):
+    """Not one of the executable batch actions (PocketBase's "unknown batch request action")."""
+
+
 class BatchTimeout(Exception):
     """The batch did not finish within its time budget; nothing was written."""
 
@@ -77,9 +81,12 @@ def run_batch(db: Database, records: RecordService, actions: list[BatchAction], 
                 body = _run_one(db, records, action)
             except ApiError as exc:
                 raise BatchActionFailed(index, exc) from exc
-            except Exception as exc:  # a hook or a bug: a generic 400, like PocketBase's ToApiError
-                log.exception("batch request %d failed", index)
-                raise BatchActionFailed(index, BadRequestError()) from exc
+            except Exception as exc:  # an unknown action, a hook, a bug: a generic error
+                if not isinstance(exc, UnknownAction):
+                    log.exception("batch request %d failed", index)
+                # PocketBase runs item i+1 inside item i's response finalizer, which wraps a plain
+                # error as a 500; only a plain error of the first item reaches ToApiError as a 400.
+                raise BatchActionFailed(index, BadRequestError() if index == 0 else ApiError(500)) from exc
             if body is None:
                 results.append(BatchResult(204, None))
             else:
@@ -91,7 +98,7 @@ def run_batch(db: Database, records: RecordService, actions: list[BatchAction], 
 
 def _run_one(db: Database, records: RecordService, a: BatchAction) -> dict[str, Any] | None:
     if a.action not in ("create", "update", "delete", "upsert"):
-        raise BadRequestError()
+        raise UnknownAction(f"unknown batch request action {a.info.method} {a.collection}")
     c = records.collections.find(a.collection)
     if c is None:
         raise NotFoundError("Missing collection context.")
@@ -111,7 +118,5 @@ def _run_one(db: Database, records: RecordService, a: BatchAction) -> dict[str, 
         return records.create_record(c, body, a.info)
     if a.action == "update":
         return records.update_record(c, a.record_id, body, a.info)
-    if a.action == "delete":
-        records.delete_record(c, a.record_id, a.info)
-        return None
-    raise BadRequestError()
+    records.delete_record(c, a.record_id, a.info)
+    return None
