@@ -71,6 +71,13 @@ class App:
         self.mailer = Mailer(self.settings.get)
         self.hooks = Hooks()
         self.records = RecordService(self.db, self.collections, self.hooks)
+        from .files.switch import StorageSwitch
+        from .store.record_files import bind_file_cleanup
+
+        # uploaded files: <dir>/storage, or S3 when the runtime settings enable it
+        self.storage = StorageSwitch(data_dir / "storage", lambda: self.settings.get()["s3"])
+        self.records.storage = self.storage
+        bind_file_cleanup(self.hooks, self.storage)
         from .api.projection import project
         from .core.events import Event
         from .realtime import build_realtime

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 import orjson
+from starlette.formparsers import FormParser, MultiPartParser
 from starlette.requests import Request
 
-from ..core.errors import BadRequestError, ForbiddenError, TooLargeError, UnauthorizedError
+from ..core.errors import ApiError, BadRequestError, ForbiddenError, TooLargeError, UnauthorizedError
 from ..core.types import AuthInfo, RequestInfo
+from ..files import UploadedFile
 from .client_ip import client_ip as real_ip
 
 if TYPE_CHECKING:
@@ -130,7 +132,8 @@ def infer_form_value(value: str) -> Any:
 
 
 async def read_body(request: Request, limit: int, *, invalid_message: str = "") -> tuple[dict[str, Any], bool]:
-    """(body, from_form). JSON objects, multipart and urlencoded forms; 400/413 otherwise."""
+    """(body, from_form). JSON objects, multipart and urlencoded forms; 400/413 otherwise.
+    Multipart file parts come back as ``files.UploadedFile`` values (see ``close_uploads``)."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype in ("", "application/json"):
         raw = await read_limited(request, limit)
@@ -144,33 +147,74 @@ async def read_body(request: Request, limit: int, *, invalid_message: str = "") 
             raise BadRequestError(invalid_message)
         return body, False
     if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise TooLargeError()
-        try:
-            form = await request.form(max_files=100, max_fields=1000, max_part_size=limit)
-        except Exception as exc:  # starlette raises its own errors for malformed or oversized forms
-            raise BadRequestError(invalid_message) from exc
-        try:
-            out: dict[str, Any] = {}
-            for key in form.keys():
-                values = form.getlist(key)
-                if any(not isinstance(v, str) for v in values):
-                    raise BadRequestError("File uploads are not supported by this keepbase release.")
-                inferred = [infer_form_value(v) for v in values if isinstance(v, str)]
-                if key == "@jsonPayload":
-                    continue
-                out[key] = inferred[0] if len(inferred) == 1 else inferred
-            payload = form.get("@jsonPayload")
-            if isinstance(payload, str):
-                try:
-                    extra = orjson.loads(payload)
-                except orjson.JSONDecodeError:
-                    raise BadRequestError(invalid_message) from None
-                if not isinstance(extra, dict):
-                    raise BadRequestError(invalid_message)
-                out.update(extra)
-        finally:
-            await form.close()
-        return out, True
+        return await _read_form(request, ctype, limit, invalid_message), True
     raise BadRequestError(UNSUPPORTED)
+
+# Hard bounds on a form, whatever the body limit: parsing thousands of tiny parts costs far more
+# than their bytes suggest (PocketBase has no such bound; docs/compatibility.md).
+MAX_FORM_FILES = 1000
+MAX_FORM_FIELDS = 1000
+
+
+async def _limited_stream(request: Request, limit: int) -> AsyncIterator[bytes]:
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLargeError()
+        yield chunk
+
+
+async def _read_form(request: Request, ctype: str, limit: int, invalid_message: str) -> dict[str, Any]:
+    """A multipart or urlencoded form. File parts are spooled to temporary files (never more
+    than ``limit`` bytes read in all) and come back as ``files.UploadedFile`` values, which the
+    caller must release with ``close_uploads``."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLargeError()
+    stream = _limited_stream(request, limit)
+    try:
+        if ctype == "multipart/form-data":
+            form = await MultiPartParser(request.headers, stream, max_files=MAX_FORM_FILES,
+                                         max_fields=MAX_FORM_FIELDS, max_part_size=limit).parse()
+        else:
+            form = await FormParser(request.headers, stream, max_fields=MAX_FORM_FIELDS, max_part_size=limit).parse()
+    except ApiError:
+        raise
+    except Exception as exc:  # malformed form, too many parts, a text part above its limit
+        raise BadRequestError(invalid_message) from exc
+    out: dict[str, Any] = {}
+    try:
+        for key in form.keys():
+            values: list[Any] = []
+            for v in form.getlist(key):
+                if isinstance(v, str):
+                    values.append(infer_form_value(v))
+                elif v.filename or v.size:  # an empty file input sends filename="" and no bytes
+                    values.append(UploadedFile(v.filename or "", v.file, int(v.size or 0)))
+                else:
+                    v.file.close()
+            if key == "@jsonPayload" or not values:
+                continue
+            out[key] = values[0] if len(values) == 1 else values
+        payload = form.get("@jsonPayload")
+        if isinstance(payload, str):
+            try:
+                extra = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                raise BadRequestError(invalid_message) from None
+            if not isinstance(extra, dict):
+                raise BadRequestError(invalid_message)
+            out.update(extra)
+    except BaseException:
+        await form.close()
+        raise
+    return out
+
+
+def close_uploads(body: dict[str, Any]) -> None:
+    """Release the temporary files of the uploads in a body from ``read_body``."""
+    for value in body.values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, UploadedFile):
+                item.close()

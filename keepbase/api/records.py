@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from ..core.errors import NotFoundError
 from ..store.models import Collection
-from .deps import app_of, read_body, request_info, run_read, run_write
+from .deps import app_of, close_uploads, read_body, request_info, run_read, run_write
 from .params import list_params
 from .responses import json_response, no_content
 
@@ -57,9 +57,12 @@ async def create_record(request: Request) -> Response:
     c = _collection(request)
     app = app_of(request)
     body, from_form = await read_body(request, _body_limit(request, c))
-    info = await request_info(request, body)
-    record = await run_write(request, app.records.create_record, c, body, info, from_form,
-                             slow=c.is_auth and "password" in body)
+    try:
+        info = await request_info(request, body)
+        record = await run_write(request, app.records.create_record, c, body, info, from_form,
+                                 slow=c.is_auth and "password" in body)
+    finally:
+        close_uploads(body)
     return json_response(record, request.query_params.get("fields", ""))
 
 
@@ -67,9 +70,12 @@ async def update_record(request: Request) -> Response:
     c = _collection(request)
     app = app_of(request)
     body, from_form = await read_body(request, _body_limit(request, c))
-    info = await request_info(request, body)
-    record = await run_write(request, app.records.update_record, c, request.path_params["id"], body, info,
-                             from_form, slow=c.is_auth and ("password" in body or "oldPassword" in body))
+    try:
+        info = await request_info(request, body)
+        record = await run_write(request, app.records.update_record, c, request.path_params["id"], body, info,
+                                 from_form, slow=c.is_auth and ("password" in body or "oldPassword" in body))
+    finally:
+        close_uploads(body)
     return json_response(record, request.query_params.get("fields", ""))
 
 

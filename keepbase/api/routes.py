@@ -16,6 +16,7 @@ from . import (
     batch,
     collections,
     custom,
+    files,
     health,
     otp,
     realtime,
@@ -39,6 +40,7 @@ _SECURITY_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"vary", b"Origin"),
 ]
+_FILE_HEADERS = [h for h in _SECURITY_HEADERS if h[0] != b"x-frame-options"]
 
 
 class HeadersMiddleware:
@@ -75,10 +77,13 @@ class HeadersMiddleware:
             await send({"type": "http.response.body", "body": b""})
             return
 
+        # PocketBase drops X-Frame-Options on file downloads (the sandboxing CSP stays)
+        security = _FILE_HEADERS if scope["path"].startswith("/api/files/") else _SECURITY_HEADERS
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers.extend(_SECURITY_HEADERS)
+                headers.extend(security)
                 if has_origin:
                     headers.append((b"access-control-allow-origin", b"*"))
                 message["headers"] = headers
@@ -98,7 +103,7 @@ async def not_found(request: Request, exc: Exception) -> Response:
 # Each endpoint-group module exposes ``ROUTES``; order matters only where paths overlap
 # (specific paths such as /api/collections/import come before /api/collections/{collection}).
 ROUTE_MODULES = [health, collections, records, record_auth, otp, totp, record_account, settings, settings_test, realtime, audit, batch,
-                 custom]  # custom: always last
+                 files, custom]  # custom: always last
 
 
 def build_asgi(app: App) -> ASGIApp:
