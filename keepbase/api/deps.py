@@ -150,6 +150,7 @@ async def read_body(request: Request, limit: int, *, invalid_message: str = "") 
         return await _read_form(request, ctype, limit, invalid_message), True
     raise BadRequestError(UNSUPPORTED)
 
+
 # Hard bounds on a form, whatever the body limit: parsing thousands of tiny parts costs far more
 # than their bytes suggest (PocketBase has no such bound; docs/compatibility.md).
 MAX_FORM_FILES = 1000
