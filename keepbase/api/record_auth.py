@@ -11,6 +11,7 @@ from starlette.routing import Route
 from ..core.errors import REQUIRED, BadRequestError, NotFoundError, UnauthorizedError, ValidationError
 from ..security.jwt_tokens import unverified_claims
 from ..store.models import Collection
+from .auth_events import record_auth_event
 from .deps import app_of, client_ip, current_auth, read_body, run
 from .mfa import mfa_challenge
 from .responses import json_response
@@ -35,6 +36,8 @@ async def _auth_response(request: Request, c: Collection, record: dict[str, Any]
     app = app_of(request)
     token = app.new_auth_token(c, record)
     view = await run(request, app.records.auth_record_json, c, record["id"], c.name == "_superusers")
+    if method:  # a sign-in: record_auth hooks may change the response or refuse it
+        view, token = await record_auth_event(request, c, view, token, method)
     return json_response({"record": view, "token": token}, request.query_params.get("fields", ""))
 
 
