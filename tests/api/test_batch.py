@@ -196,3 +196,23 @@ async def test_hook_failure_inside_a_batch(app: App, client: httpx.AsyncClient, 
                 {"data": {}, "message": "Something went wrong while processing your request.", "status": 500})
     assert r.json()["data"]["requests"]["1"]["response"] == expected
     assert await count(client, su_headers) == 0
+
+
+async def test_timeout_rolls_back(app: App, client: httpx.AsyncClient, su_headers: dict[str, str]) -> None:
+    await enable(client, su_headers, timeout=1)
+    await items_collection(client, su_headers)
+
+    @app.on_record_create("items")
+    def slow(e: RecordEvent) -> None:
+        import time
+
+        time.sleep(0.6)
+        e.next()
+
+    rec = "/api/collections/items/records"
+    r = await client.post("/api/batch", json={"requests": [
+        {"method": "POST", "url": rec, "body": {"name": "a"}},
+        {"method": "POST", "url": rec, "body": {"name": "b"}}]})
+    assert r.status_code == 400
+    assert r.json() == {"data": {}, "message": "Batch transaction failed.", "status": 400}
+    assert await count(client, su_headers) == 0
