@@ -14,6 +14,11 @@ AUTHORS = "/api/collections/authors/records"
 
 @pytest.fixture
 async def blog(client: httpx.AsyncClient, su_headers: dict[str, str]) -> dict[str, dict[str, str] | str]:
+    return await make_blog(client, su_headers)
+
+
+async def make_blog(client: httpx.AsyncClient, su_headers: dict[str, str]) -> dict[str, dict[str, str] | str]:
+    """Import the template and create its accounts (also used by test_oracle.py)."""
     await import_template(client, su_headers, "blog")
     a1, h1 = await signup(client, "authors", "a1@example.com", name="Ann")
     a2, h2 = await signup(client, "authors", "a2@example.com", name="Bob")

@@ -17,6 +17,11 @@ ITEMS = [{"product": "p1", "qty": 2}]
 
 @pytest.fixture
 async def shop(client: httpx.AsyncClient, su_headers: dict[str, str]) -> dict:
+    return await make_shop(client, su_headers)
+
+
+async def make_shop(client: httpx.AsyncClient, su_headers: dict[str, str]) -> dict:
+    """Import the template and create its accounts (also used by test_oracle.py)."""
     await import_template(client, su_headers, "shop")
     c1, h1 = await signup(client, "customers", "c1@example.com", name="Cat")
     c2, h2 = await signup(client, "customers", "c2@example.com", name="Dan")

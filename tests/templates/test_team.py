@@ -16,6 +16,11 @@ def rec(name: str) -> str:
 
 @pytest.fixture
 async def team(client: httpx.AsyncClient, su_headers: dict[str, str]) -> dict:
+    return await make_team(client, su_headers)
+
+
+async def make_team(client: httpx.AsyncClient, su_headers: dict[str, str]) -> dict:
+    """Import the template and create its accounts (also used by test_oracle.py)."""
     await import_template(client, su_headers, "team")
     # created by a superuser: an admin creating users hits a keepbase bug (test_admin_creates_users)
     admin, ha = await signup(client, "users", "admin@team.test", su_headers, role="admin", department="IT")
