@@ -251,7 +251,7 @@ class RecordService:
         for f in c.fields:
             col = table.c[f.name]
             cols.append(literal(to_db(f, values[f.name]), col.type).label(f.name))
-        cte = select(*cols).cte(c.name)
+        cte = select(*cols).cte("_kb_new_record")  # never shadow the real table: rules may join it
         cond = self._cond(c, cte, c.rules.get("createRule"), info)
         if cond is None:
             return
