@@ -151,11 +151,11 @@ class CollectionStore:
     def update(self, id_or_name: str, payload: dict[str, Any]) -> Collection:
         return self._save(payload, self.get(id_or_name), "Failed to update collection.")
 
-    def delete(self, id_or_name: str) -> None:
+    def delete(self, id_or_name: str, ignore_refs_from: set[str] | None = None) -> None:
         c = self.get(id_or_name)
         if c.system:
             raise BadRequestError("Failed to delete collection.")
-        refs = self.referencing(c)
+        refs = self.referencing(c) - (ignore_refs_from or set())
         if refs:
             raise BadRequestError(
                 "Failed to delete collection probably due to existing reference in " + ", ".join(sorted(refs)) + ".")
@@ -187,16 +187,18 @@ class CollectionStore:
             with self.db.write():
                 item: dict[str, Any] = {}
                 try:
+                    if delete_missing:  # first, as PocketBase does; references among them don't block
+                        keep = ({str(i.get("id") or "") for i in items}
+                                | {str(i.get("name") or "").lower() for i in items})
+                        missing = [c for c in self.all()
+                                   if not c.system and c.id not in keep and c.name.lower() not in keep]
+                        gone = {c.name for c in missing}
+                        for c in missing:
+                            self.delete(c.id, ignore_refs_from=gone)
                     for item in items:
                         key = item.get("id") or item.get("name") or ""
                         old = self.find(key) if isinstance(key, str) and key else None
                         self._save(item, old, "Failed to import collections.")
-                    if delete_missing:
-                        keep = ({str(i.get("id") or "") for i in items}
-                                | {str(i.get("name") or "").lower() for i in items})
-                        for c in self.all():
-                            if not c.system and c.id not in keep and c.name.lower() not in keep:
-                                self.delete(c.id)
                 except ValidationError as exc:
                     raise ValidationError("Failed to import collections.", {"collections": FieldError(
                         "validation_collections_import_failure",

@@ -96,13 +96,6 @@ def test_import_delete_missing(tmp_path: Path) -> None:
     assert "_superusers" in got  # system collections stay
 
 
-DELETE_MISSING_BUG = (
-    "keepbase bug: deleteMissing deletes the missing collections one by one with the normal reference "
-    "check, so posts fails while comments (also missing) still references it; PocketBase disables "
-    "integrity checks during an import (IntegrityChecks(false)) and deletes both")
-
-
-@pytest.mark.xfail(strict=True, reason=DELETE_MISSING_BUG)
 def test_import_delete_missing_referenced_collections(tmp_path: Path) -> None:
     assert _run("new", "-t", "blog", "--dir", str(tmp_path))[0] == 0
     only = tmp_path / "only.json"

@@ -46,13 +46,6 @@ async def test_import_replaces_the_default_users_collection(client: httpx.AsyncC
     assert role["values"] == ["admin", "manager", "user"] and role["required"] is True
 
 
-CREATE_RULE_BUG = (
-    "keepbase bug: the create rule runs over a one-row CTE named after the collection, which "
-    "shadows the collection's own table, so `@request.auth.role` (a join to users) never finds "
-    "the admin when the record being created is itself a user")
-
-
-@pytest.mark.xfail(strict=True, reason=CREATE_RULE_BUG)
 async def test_admin_creates_users(client: httpx.AsyncClient, team: dict) -> None:
     r = await client.post(USERS, json=_new_user("x@team.test", "manager"), headers=team["ha"])
     assert r.status_code == 200, r.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,31 +36,75 @@ def _check_nonneg_int(f: Field, key: str, errors: dict[str, FieldError]) -> None
 
 
 def generate_from_pattern(pattern: str) -> str:
-    """A random string for the simple ``[charset]{n}`` patterns PocketBase uses."""
-    cached = _CHARSETS.get(pattern)
-    if cached is None:
-        cached = _CHARSETS[pattern] = _charset(pattern)
-    return random_string(cached[1], cached[0])
+    """A random string matching an autogenerate pattern.
+
+    Supports the regex subset such patterns use: literal characters (``\\`` escapes), character
+    classes ``[a-z0-9_]`` and the quantifiers ``{n}`` / ``{n,m}`` on either, e.g.
+    ``[a-z0-9]{15}`` or ``ORD-[0-9]{10}``. Anything else is rejected at save time.
+    """
+    plan = _PLANS.get(pattern)
+    if plan is None:
+        plan = _PLANS[pattern] = _compile_pattern(pattern)
+    out: list[str] = []
+    for charset, low, high in plan:
+        n = low if low == high else low + secrets.randbelow(high - low + 1)
+        out.append(random_string(n, charset))
+    return "".join(out)
 
 
-_CHARSETS: dict[str, tuple[str, int]] = {}
+_PLANS: dict[str, list[tuple[str, int, int]]] = {}
+_QUANT_RE = re.compile(r"\{(\d+)(?:,(\d+))?\}")
 
 
-def _charset(pattern: str) -> tuple[str, int]:
-    m = re.fullmatch(r"\[([^\]]+)\]\{(\d+)\}", pattern)
-    if not m:
-        raise ValueError("unsupported autogenerate pattern")
-    charset = ""
-    spec = m.group(1)
-    i = 0
+def _class_chars(spec: str) -> str:
+    chars, i = "", 0
     while i < len(spec):
-        if i + 2 < len(spec) and spec[i + 1] == "-":
-            charset += "".join(chr(c) for c in range(ord(spec[i]), ord(spec[i + 2]) + 1))
+        c = spec[i]
+        if c == "\\" and i + 1 < len(spec):
+            chars += spec[i + 1]
+            i += 2
+        elif i + 2 < len(spec) and spec[i + 1] == "-":
+            if ord(spec[i + 2]) < ord(c):
+                raise ValueError("bad range")
+            chars += "".join(chr(x) for x in range(ord(c), ord(spec[i + 2]) + 1))
             i += 3
         else:
-            charset += spec[i]
+            chars += c
             i += 1
-    return charset, int(m.group(2))
+    if not chars or spec.startswith("^"):
+        raise ValueError("unsupported character class")
+    return chars
+
+
+def _compile_pattern(pattern: str) -> list[tuple[str, int, int]]:
+    plan: list[tuple[str, int, int]] = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "[":
+            end = pattern.find("]", i + 1)
+            if end < 0:
+                raise ValueError("unclosed class")
+            charset = _class_chars(pattern[i + 1:end])
+            i = end + 1
+        elif c == "\\" and i + 1 < len(pattern):
+            charset, i = pattern[i + 1], i + 2
+        elif c in "(){}*+?|.^$":
+            raise ValueError("unsupported pattern syntax")
+        else:
+            charset, i = c, i + 1
+        low = high = 1
+        m = _QUANT_RE.match(pattern, i)
+        if m:
+            low = int(m.group(1))
+            high = int(m.group(2)) if m.group(2) else low
+            if high < low or high > 1000:
+                raise ValueError("bad quantifier")
+            i = m.end()
+        plan.append((charset, low, high))
+    if not plan:
+        raise ValueError("empty pattern")
+    return plan
 
 
 class TextType(FieldType):
