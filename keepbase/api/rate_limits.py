@@ -253,7 +253,7 @@ def _identity(scope: Scope, body: bytes, field: str) -> str:
             data = orjson.loads(body) if body.strip() else {}
             value = data.get(field) if isinstance(data, dict) else None
         elif ctype == "application/x-www-form-urlencoded":
-            value = (parse_qs(body.decode("utf-8", "replace")).get(field) or [None])[0]
+            value = (parse_qs(body.decode("utf-8", "replace")).get(field) or [""])[0]
     except orjson.JSONDecodeError:
         return ""
     return value if isinstance(value, str) else ""
