@@ -47,7 +47,7 @@ async def download(request: Request) -> Response:
     app = app_of(request)
     c = app.collections.find(request.path_params["collection"])
     if c is None:
-        raise NotFoundError()
+        raise NotFoundError("Missing or invalid collection context.")
     q = request.query_params
     token = q.get("token", "")
     auth = await run(request, _file_auth, request, token) if token else None
