@@ -7,9 +7,8 @@ runs through ``store.batch.run_batch`` (one transaction; on SQLite one job of th
 writer, i.e. one savepoint). A failing item rolls everything back and is reported as
 ``data.requests.<index>`` with its original error envelope under ``response``.
 
-Multipart bodies are accepted with the JSON under ``@jsonPayload``; file parts
-(``requests.N.field``) need file-field support and are answered like any other upload
-until that lands.
+Multipart bodies carry the JSON under ``@jsonPayload`` and files as ``requests.N.field`` (or
+``requests[N].field``) parts, which become uploads in item N's body.
 """
 
 from __future__ import annotations
@@ -25,8 +24,9 @@ from starlette.routing import Route
 
 from ..core.errors import REQUIRED, ApiError, BadRequestError, FieldError, ForbiddenError
 from ..core.types import RequestInfo
+from ..files import UploadedFile, safe_name
 from ..store.batch import BatchAction, BatchActionFailed, BatchTimeout, run_batch
-from .deps import app_of, read_body, request_info, run_write
+from .deps import app_of, close_uploads, read_body, request_info, run_write
 from .projection import project
 from .responses import json_response
 
@@ -35,6 +35,7 @@ INVALID = "Invalid batch request data."
 FAILED = "Batch transaction failed."
 DEFAULT_MAX_BODY = 128 << 20
 MAX_URL = 2000
+_FILE_KEY = re.compile(r"^requests(?:\.(\d+)\.|\[(\d+)\]\.)(.+)$")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 # The only executable actions, matched on "METHOD URL" exactly like PocketBase's ValidBatchActions.
@@ -149,9 +150,36 @@ async def batch(request: Request) -> Response:
         raise ForbiddenError("Batch requests are not allowed.")
     limit = int(settings.get("maxBodySize") or 0)
     payload, _ = await read_body(request, limit if limit > 0 else DEFAULT_MAX_BODY, invalid_message=READ_ERROR)
+    try:
+        return await _run(request, payload, settings, max_requests)
+    finally:
+        close_uploads(payload)
+
+
+def _attach_files(payload: dict[str, Any], items: list[_Item]) -> None:
+    """Multipart file parts ``requests.N.field`` / ``requests[N].field`` go into item N's body
+    (as a list, like PocketBase); parts for missing items are ignored."""
+    for key, value in payload.items():
+        m = _FILE_KEY.match(key)
+        values = value if isinstance(value, list) else [value]
+        if m is None or not values or not all(isinstance(v, UploadedFile) for v in values):
+            continue
+        index = int(m.group(1) or m.group(2))
+        if index < len(items):
+            for upload in values:
+                # PocketBase re-submits each part under its already generated safe name, so a
+                # batch upload gets a second suffix (alpha.txt -> alpha_<r1>_<r2>.txt); clients
+                # may rely on the shape, so keepbase does the same.
+                upload.original_name = safe_name(upload.original_name, upload.head)
+            items[index].body = {**items[index].body, m.group(3): list(values)}
+
+
+async def _run(request: Request, payload: dict[str, Any], settings: dict[str, Any], max_requests: int) -> Response:
+    app = app_of(request)
     items = _parse_items(payload)
     if items is None:
         raise BadRequestError(READ_ERROR)
+    _attach_files(payload, items)
     _validate(items, max_requests)
     base = await request_info(request)
     prepared = [_action(item, base) for item in items]

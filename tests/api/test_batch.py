@@ -216,3 +216,45 @@ async def test_timeout_rolls_back(app: App, client: httpx.AsyncClient, su_header
     assert r.status_code == 400
     assert r.json() == {"data": {}, "message": "Batch transaction failed.", "status": 400}
     assert await count(client, su_headers) == 0
+
+
+async def test_multipart_files(app: App, client: httpx.AsyncClient, su_headers: dict[str, str]) -> None:
+    import json
+    from pathlib import Path
+
+    await enable(client, su_headers)
+    await make_collection(client, su_headers, name="docs", **OPEN, fields=[
+        {"name": "title", "type": "text", "required": True},
+        {"name": "doc", "type": "file", "maxSelect": 1, "maxSize": 1000},
+        {"name": "docs", "type": "file", "maxSelect": 2, "maxSize": 1000}])
+    storage = Path(app.config.dir) / "storage"
+
+    def stored() -> list[Path]:
+        return [p for p in storage.rglob("*") if p.is_file()] if storage.exists() else []
+
+    rec = "/api/collections/docs/records"
+    payload = {"requests": [
+        {"method": "POST", "url": f"{rec}?fields=id,title,doc", "body": {"title": "one"}},
+        {"method": "POST", "url": f"{rec}?fields=title,docs", "body": {"title": "two"}}]}
+    r = await client.post("/api/batch", data={"@jsonPayload": json.dumps(payload)}, files=[
+        ("requests.0.doc", ("alpha.txt", b"hello", "text/plain")),
+        ("requests[1].docs", ("bravo.txt", b"bee", "text/plain")),
+        ("requests[1].docs", ("charlie.txt", b"sea", "text/plain")),
+        ("requests.7.doc", ("ignored.txt", b"no such item", "text/plain"))])
+    assert r.status_code == 200, r.text
+    first, second = r.json()
+    assert first["body"]["doc"].startswith("alpha_") and first["body"]["doc"].endswith(".txt")
+    assert [n.split("_")[0] for n in second["body"]["docs"]] == ["bravo", "charlie"]
+    r = await client.get(f"/api/files/docs/{first['body']['id']}/{first['body']['doc']}")
+    assert r.status_code == 200 and r.content == b"hello"
+    assert len(stored()) == 3
+
+    # a failing batch keeps no uploaded file behind
+    payload = {"requests": [
+        {"method": "POST", "url": rec, "body": {"title": "three"}},
+        {"method": "POST", "url": rec, "body": {}}]}
+    r = await client.post("/api/batch", data={"@jsonPayload": json.dumps(payload)},
+                          files=[("requests.0.doc", ("d.txt", b"dee", "text/plain"))])
+    assert r.status_code == 400
+    assert r.json()["data"]["requests"]["1"]["response"]["data"]["title"]["code"] == "validation_required"
+    assert len(stored()) == 3

