@@ -40,6 +40,7 @@ from .supervisor import Supervisor
 log = logging.getLogger("keepbase.realtime")
 
 VerifyToken = Callable[[str], AuthInfo | None]
+_MAX_WRITE = 64 * 1024  # bytes coalesced into one write of an SSE stream
 
 
 @dataclass(frozen=True)
@@ -261,13 +262,16 @@ class Realtime:
                 continue
             if item is None:
                 return
-            chunks = [item]
-            while not queue.empty() and len(chunks) < 256:
+            # coalesce what is already queued, but only up to a bounded write: a client that does
+            # not read must block us here (and then overflow its queue), not grow our buffers
+            chunks, size = [item], len(item)
+            while not queue.empty() and size < _MAX_WRITE:
                 nxt = queue.get_nowait()
                 if nxt is None:
                     await write(b"".join(chunks))
                     return
                 chunks.append(nxt)
+                size += len(nxt)
             await write(b"".join(chunks) if len(chunks) > 1 else item)
             last_message = last_write = time.monotonic()
 
