@@ -19,7 +19,6 @@ from .servers import Server
 from .sse import SSEClient, SSEEvent
 
 
-
 @pytest.fixture
 async def ctx(server: Server) -> AsyncIterator[dict[str, Any]]:
     token = await admin_token(server.url)
