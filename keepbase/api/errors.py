@@ -20,5 +20,7 @@ def error_response(err: ApiError) -> Response:
 async def api_error_handler(request: Request, exc: Exception) -> Response:
     if isinstance(exc, ApiError):
         return error_response(exc)
+    # PocketBase answers any non-API error with a generic 400 (the cause only goes to the log);
+    # so do we: a bug or a hook failure never leaks a traceback, and never looks like success.
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(ApiError(500))
+    return error_response(ApiError(400))
