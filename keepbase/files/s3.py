@@ -11,8 +11,8 @@ from .storage import CHUNK, FileStat, check_key
 
 class S3Storage:
     def __init__(self, settings: dict[str, Any]) -> None:
-        import boto3
-        from botocore.config import Config as BotoConfig
+        import boto3  # type: ignore[import-untyped]
+        from botocore.config import Config as BotoConfig  # type: ignore[import-untyped]
 
         self.bucket = str(settings.get("bucket") or "")
         style = "path" if settings.get("forcePathStyle") else "auto"
@@ -37,7 +37,7 @@ class S3Storage:
         self.client.put_object(Bucket=self.bucket, Key=check_key(key), Body=data)
 
     def read(self, key: str) -> bytes:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
         try:
             obj = self.client.get_object(Bucket=self.bucket, Key=check_key(key))

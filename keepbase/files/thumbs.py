@@ -81,20 +81,20 @@ def make_thumb(data: bytes, size: str) -> bytes:
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ThumbError(str(exc)) from exc
     try:
-        im = ImageOps.exif_transpose(im) or im
+        src: Image.Image = ImageOps.exif_transpose(im) or im
         if mode == "" and w and h:
-            out = ImageOps.fit(im, (w, h), Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+            out = ImageOps.fit(src, (w, h), Image.Resampling.LANCZOS, centering=(0.5, 0.5))
         elif mode == "t":
-            out = ImageOps.fit(im, (w, h), Image.Resampling.LANCZOS, centering=(0.5, 0.0))
+            out = ImageOps.fit(src, (w, h), Image.Resampling.LANCZOS, centering=(0.5, 0.0))
         elif mode == "b":
-            out = ImageOps.fit(im, (w, h), Image.Resampling.LANCZOS, centering=(0.5, 1.0))
+            out = ImageOps.fit(src, (w, h), Image.Resampling.LANCZOS, centering=(0.5, 1.0))
         elif mode == "f":
-            out = im.copy()
+            out = src.copy()
             out.thumbnail((w, h), Image.Resampling.LANCZOS)  # fits inside, never upscales
         else:  # one side 0: keep the aspect ratio
-            nw = w or max(1, round(im.width * h / im.height))
-            nh = h or max(1, round(im.height * w / im.width))
-            out = im.resize((nw, nh), Image.Resampling.LANCZOS)
+            nw = w or max(1, round(src.width * h / src.height))
+            nh = h or max(1, round(src.height * w / src.width))
+            out = src.resize((nw, nh), Image.Resampling.LANCZOS)
         buf = io.BytesIO()
         if fmt == "JPEG":
             out.convert("RGB").save(buf, "JPEG", quality=85)
