@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import text
+
 from ..core.config import Config
 from ..core.events import Hooks
 from ..store.records import RecordService
@@ -16,7 +20,7 @@ def build_realtime(config: Config, records: RecordService, hooks: Hooks, *, veri
     if config.db:
         from .pg_broker import PostgresBroker
 
-        broker = PostgresBroker(config.db)
+        broker = PostgresBroker(config.db, notify_now=notify_with(records.db.writer))
     else:
         broker = MemoryBroker()
     settings = RealtimeSettings(
@@ -24,3 +28,15 @@ def build_realtime(config: Config, records: RecordService, hooks: Hooks, *, veri
         ping_interval=float(config.realtime_ping_interval), idle_timeout=float(config.realtime_idle_timeout),
     )
     return Realtime(records, hooks, broker, settings, verify_token=verify_token, project=project)
+
+
+def notify_with(engine: Any) -> Any:
+    """Send NOTIFYs over a pooled connection of the app's engine (one short transaction)."""
+
+    def notify(channel: str, payloads: list[str]) -> None:
+        with engine.connect() as conn:
+            for payload in payloads:
+                conn.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload})
+            conn.commit()
+
+    return notify

@@ -102,13 +102,26 @@ class Decoder:
         return msg
 
 
+def _on_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 class PostgresBroker:
     """LISTEN/NOTIFY over two dedicated connections; see the module docstring."""
 
     shared = True
 
-    def __init__(self, url: str, *, node: str | None = None) -> None:
+    def __init__(self, url: str, *, node: str | None = None,
+                 notify_now: Callable[[str, list[str]], None] | None = None) -> None:
+        """``notify_now(channel, payloads)``, when given, sends NOTIFYs synchronously: it is used on
+        the thread that committed a write, so the notification is out before the write is
+        acknowledged (a node killed right after answering loses no event of an answered write)."""
         self.url = url
+        self._notify_now = notify_now
         self.node = node or random_string(12)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._deliver: Deliver | None = None
@@ -135,10 +148,18 @@ class PostgresBroker:
         if loop is None:
             return
         payloads = encode(self.node, message)
+        sent = False
+        if self._notify_now is not None and not _on_loop():
+            try:
+                self._notify_now(CHANNEL, payloads)
+                sent = True
+            except Exception:
+                log.exception("realtime: synchronous NOTIFY failed; queued instead")
         try:
             if local and self._deliver is not None:
                 loop.call_soon_threadsafe(self._deliver, message)
-            loop.call_soon_threadsafe(self._enqueue, payloads)
+            if not sent:
+                loop.call_soon_threadsafe(self._enqueue, payloads)
         except RuntimeError:
             log.debug("realtime message dropped: event loop closed")
 
