@@ -9,10 +9,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..core.errors import REQUIRED, BadRequestError, NotFoundError, UnauthorizedError, ValidationError
+from ..core.types import AuthInfo
 from ..security.jwt_tokens import unverified_claims
+from ..store.expand import expand_records
 from ..store.models import Collection
 from .auth_events import record_auth_event
-from .deps import app_of, client_ip, current_auth, read_body, run
+from .deps import app_of, client_ip, current_auth, read_body, request_info, run
 from .mfa import mfa_challenge
 from .responses import json_response
 
@@ -36,6 +38,11 @@ async def _auth_response(request: Request, c: Collection, record: dict[str, Any]
     app = app_of(request)
     token = app.new_auth_token(c, record)
     view = await run(request, app.records.auth_record_json, c, record["id"], c.name == "_superusers")
+    expand = (request.query_params.getlist("expand") or [""])[0]
+    if expand:  # expanded as seen by the record that just signed in
+        info = await request_info(request)
+        info.auth = AuthInfo(c.id, c.name, record)
+        await run(request, expand_records, app.records, c, [view], expand, info)
     if method:  # a sign-in: record_auth hooks may change the response or refuse it
         view, token = await record_auth_event(request, c, view, token, method)
     return json_response({"record": view, "token": token}, request.query_params.get("fields", ""))

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from ..core.errors import NotFoundError
+from ..core.types import RequestInfo
+from ..store.expand import expand_records
 from ..store.models import Collection
 from .deps import app_of, close_uploads, read_body, request_info, run_read, run_write
 from .params import list_params
 from .responses import json_response, no_content
 
 RECORD_BODY_EXTRA = 32 * 1024 * 1024
+
+
+async def _expand(request: Request, c: Collection, items: list[dict[str, Any]], info: RequestInfo) -> None:
+    expand = (request.query_params.getlist("expand") or [""])[0]
+    if expand:
+        await run_read(request, expand_records, app_of(request).records, c, items, expand, info)
 
 
 def _collection(request: Request) -> Collection:
@@ -28,6 +38,7 @@ async def list_records(request: Request) -> Response:
     params = list_params(request.query_params)
     info = await request_info(request)
     result = await run_read(request, app.records.list_records, c, params, info)
+    await _expand(request, c, result.items, info)
     body = {"items": result.items, "page": result.page, "perPage": result.per_page,
             "totalItems": result.total_items, "totalPages": result.total_pages}
     return json_response(body, request.query_params.get("fields", ""), is_list=True)
@@ -38,6 +49,7 @@ async def view_record(request: Request) -> Response:
     app = app_of(request)
     info = await request_info(request)
     record = await run_read(request, app.records.find_record_by_id, c, request.path_params["id"], info)
+    await _expand(request, c, [record], info)
     return json_response(record, request.query_params.get("fields", ""))
 
 
@@ -63,6 +75,7 @@ async def create_record(request: Request) -> Response:
                                  slow=c.is_auth and "password" in body)
     finally:
         close_uploads(body)
+    await _expand(request, c, [record], info)
     return json_response(record, request.query_params.get("fields", ""))
 
 
@@ -76,6 +89,7 @@ async def update_record(request: Request) -> Response:
                                  from_form, slow=c.is_auth and ("password" in body or "oldPassword" in body))
     finally:
         close_uploads(body)
+    await _expand(request, c, [record], info)
     return json_response(record, request.query_params.get("fields", ""))
 
 

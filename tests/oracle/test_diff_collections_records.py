@@ -418,9 +418,7 @@ scenario("records_expand", [
     Step("GET", rec("drx_main") + "?expand=r1,rm", label="list with expand"),
     Step("GET", rec("drx_main", "{m}") + "?expand=r1&fields=id,expand.r1.name", label="view with expand+fields"),
     Step("GET", rec("drx_main", "{m}") + "?expand=nope", label="unknown expand path"),
-], xfail={"*": "?expand= is ignored by keepbase: PocketBase adds \"expand\": {\"r1\": {record}, \"rm\": "
-          "[records in stored order]} (and \"expand\": {} on records with empty relations); keepbase "
-          "returns no expand key"})
+])
 
 scenario("records_multipart_and_urlencoded", [
     setup_collection("drm_main", **open_rules(), fields=[
