@@ -187,3 +187,13 @@ async def test_names_are_unique_per_upload(client: httpx.AsyncClient, su_headers
     r = await create(client, [("images", ("same.png", png(), "image/png"))] * 3)
     names = r.json()["images"]
     assert len(set(names)) == 3 and all(re.fullmatch(NAME_RE + r"\.png", n) for n in names)
+
+
+async def test_truncate_removes_files(client: httpx.AsyncClient, su_headers: dict[str, str], app: App) -> None:
+    await posts(client, su_headers)
+    for _ in range(2):
+        await create(client, [("doc", ("aaa.txt", b"a", "text/plain"))])
+    assert len(stored_files(app)) == 2
+    r = await client.delete("/api/collections/posts/truncate", headers=su_headers)
+    assert r.status_code == 204
+    assert stored_files(app) == []
