@@ -109,6 +109,9 @@ class App:
         self.mfa = MFAService(self.db, self.collections, self.totp)
         self.otp = OTPService(self.db, self.collections, self.records, self.mailer, self.settings.get,
                               self.rate_limiter, self.mfa)
+        from .auth.oauth2 import OAuth2Service
+
+        self.oauth2 = OAuth2Service(self.db, self.collections, self.records, self.audit)
         from .ops.cron import Scheduler
 
         self.scheduler = Scheduler(self.db)

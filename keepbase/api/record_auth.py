@@ -29,8 +29,9 @@ def _auth_collection(request: Request) -> Collection:
 
 
 async def _auth_response(request: Request, c: Collection, record: dict[str, Any], method: str = "",
-                         mfa_id: Any = "") -> Response:
-    """The auth response; with a sign-in ``method``, the MFA step first (may answer 401 + mfaId)."""
+                         mfa_id: Any = "", meta: dict[str, Any] | None = None) -> Response:
+    """The auth response; with a sign-in ``method``, the MFA step first (may answer 401 + mfaId).
+    ``meta`` (OAuth2's external user) comes first in the body, as PocketBase orders it."""
     if method:
         challenge = await mfa_challenge(request, c, record, method, mfa_id)
         if challenge is not None:
@@ -45,7 +46,8 @@ async def _auth_response(request: Request, c: Collection, record: dict[str, Any]
         await run(request, expand_records, app.records, c, [view], expand, info)
     if method:  # a sign-in: record_auth hooks may change the response or refuse it
         view, token = await record_auth_event(request, c, view, token, method)
-    return json_response({"record": view, "token": token}, request.query_params.get("fields", ""))
+    body = {"record": view, "token": token} if meta is None else {"meta": meta, "record": view, "token": token}
+    return json_response(body, request.query_params.get("fields", ""))
 
 
 async def auth_with_password(request: Request) -> Response:
@@ -87,12 +89,13 @@ async def auth_methods(request: Request) -> Response:
     enabled = bool(pa.get("enabled"))
     ident = list(pa.get("identityFields") or []) if enabled else []
     mfa, otp = c.options.get("mfa", {}), c.options.get("otp", {})
+    providers = await run(request, app_of(request).oauth2.provider_entries, c)
     body = {
         "password": {"identityFields": ident, "enabled": enabled},
-        "oauth2": {"providers": [], "enabled": False},
+        "oauth2": {"providers": providers, "enabled": bool(c.options.get("oauth2", {}).get("enabled"))},
         "mfa": {"enabled": bool(mfa.get("enabled")), "duration": mfa.get("duration", 0) if mfa.get("enabled") else 0},
         "otp": {"enabled": bool(otp.get("enabled")), "duration": otp.get("duration", 0) if otp.get("enabled") else 0},
-        "authProviders": [],
+        "authProviders": [{**p, "logo": ""} for p in providers],
         "usernamePassword": enabled and "username" in ident,
         "emailPassword": enabled and "email" in ident,
     }

@@ -18,6 +18,7 @@ from . import (
     custom,
     files,
     health,
+    oauth2,
     otp,
     realtime,
     record_account,
@@ -102,7 +103,7 @@ async def not_found(request: Request, exc: Exception) -> Response:
 
 # Each endpoint-group module exposes ``ROUTES``; order matters only where paths overlap
 # (specific paths such as /api/collections/import come before /api/collections/{collection}).
-ROUTE_MODULES = [health, collections, records, record_auth, otp, totp, record_account, settings, settings_test, realtime, audit, batch,
+ROUTE_MODULES = [health, collections, oauth2, records, record_auth, otp, totp, record_account, settings, settings_test, realtime, audit, batch,
                  files, custom]  # custom: always last
 
 
