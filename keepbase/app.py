@@ -110,8 +110,9 @@ class App:
         self.otp = OTPService(self.db, self.collections, self.records, self.mailer, self.settings.get,
                               self.rate_limiter, self.mfa)
         from .auth.oauth2 import OAuth2Service
+        from .files.uploads import UploadedFile
 
-        self.oauth2 = OAuth2Service(self.db, self.collections, self.records, self.audit)
+        self.oauth2 = OAuth2Service(self.db, self.collections, self.records, self.audit, UploadedFile.from_bytes)
         from .ops.cron import Scheduler
 
         self.scheduler = Scheduler(self.db)

@@ -34,20 +34,20 @@ import ipaddress
 import logging
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from authlib.common.errors import AuthlibBaseError
-from authlib.integrations.requests_client import OAuth2Session
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from authlib.common.errors import AuthlibBaseError  # type: ignore[import-untyped]
+from authlib.integrations.requests_client import OAuth2Session  # type: ignore[import-untyped]
+from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
 from sqlalchemy import insert, select
 
 from ..core.clock import now_str
 from ..core.errors import REQUIRED, ApiError, BadRequestError, FieldError, ForbiddenError, ValidationError
 from ..core.ids import new_record_id, random_string
 from ..core.types import AuthInfo, RequestInfo
-from ..files.uploads import UploadedFile
 from ..store.audit import AuditEntry, AuditLog
 from ..store.collections import CollectionStore
 from ..store.db import Database
@@ -81,8 +81,11 @@ class _Session(OAuth2Session):  # type: ignore[misc]
 
 
 class OAuth2Service:
-    def __init__(self, db: Database, collections: CollectionStore, records: RecordService, audit: AuditLog) -> None:
+    def __init__(self, db: Database, collections: CollectionStore, records: RecordService, audit: AuditLog,
+                 new_upload: Callable[[str, bytes], Any]) -> None:
+        """``new_upload(name, data)`` wraps downloaded bytes as an upload (``UploadedFile.from_bytes``)."""
         self.db = db
+        self.new_upload = new_upload
         self.collections = collections
         self.records = records
         self.audit = audit
@@ -339,7 +342,7 @@ class OAuth2Service:
                 payload[target] = user.avatar_url
         return payload
 
-    def _download_avatar(self, url: str, limit: int, provider: Provider) -> UploadedFile | None:
+    def _download_avatar(self, url: str, limit: int, provider: Provider) -> Any:
         try:
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -357,7 +360,7 @@ class OAuth2Service:
                     if len(data) > limit:
                         return None
             name = parts.path.rsplit("/", 1)[-1] or "avatar"
-            return UploadedFile.from_bytes(name, bytes(data))
+            return self.new_upload(name, bytes(data))
         except Exception as exc:  # the sign-in goes on without an avatar, as PocketBase's
             log.warning("failed to retrieve the OAuth2 avatar: %s", exc)
             return None

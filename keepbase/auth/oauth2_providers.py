@@ -63,6 +63,10 @@ def truthy(value: Any) -> bool:
     return False
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _str(value: Any) -> str:
     if value is None:
         return ""
@@ -195,8 +199,8 @@ def verify_id_token(id_token: str, *, client_id: str, jwks: dict[str, Any] | Non
             if algorithms[0].lower() == "none" or algorithms[0].startswith("HS"):
                 raise ProviderError("unsupported id_token algorithm")
             options["verify_signature"] = True
-        claims = jwt.decode(id_token, key=key, algorithms=algorithms, audience=client_id, options=options,
-                            leeway=ID_TOKEN_LEEWAY)
+        claims = jwt.decode(id_token, key=key, algorithms=algorithms, audience=client_id,
+                            options=options, leeway=ID_TOKEN_LEEWAY)  # type: ignore[arg-type]
     except jwt.PyJWTError as exc:
         raise ProviderError(f"invalid id_token: {exc}") from exc
     if issuers and claims.get("iss") not in issuers:
@@ -289,8 +293,7 @@ class Facebook(Provider):
     default_user_info_url = "https://graph.facebook.com/me?fields=name,email,picture.type(large)"
 
     def auth_user(self, raw: dict[str, Any], token: dict[str, Any], http: HTTP) -> AuthUser:
-        picture = raw.get("picture") if isinstance(raw.get("picture"), dict) else {}
-        data = picture.get("data") if isinstance(picture.get("data"), dict) else {}
+        data = _obj(_obj(raw.get("picture")).get("data"))
         # Facebook only hands out confirmed addresses
         return AuthUser(id=_str(raw.get("id")), name=_str(raw.get("name")), email=_str(raw.get("email")),
                         avatar_url=_str(data.get("url")), email_verified=True)
@@ -319,7 +322,7 @@ class Twitter(Provider):
     default_user_info_url = "https://api.twitter.com/2/users/me?user.fields=id,name,username,profile_image_url"
 
     def auth_user(self, raw: dict[str, Any], token: dict[str, Any], http: HTTP) -> AuthUser:
-        data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+        data = _obj(raw.get("data"))
         return AuthUser(id=_str(data.get("id")), name=_str(data.get("name")), username=_str(data.get("username")),
                         avatar_url=_str(data.get("profile_image_url")))
 
@@ -407,8 +410,7 @@ class Apple(Provider):
         verified = truthy(raw.get("email_verified"))
         user = AuthUser(id=_str(raw.get("sub")), name=_str(raw.get("name")),
                         email=_str(raw.get("email")) if verified else "", email_verified=verified)
-        info = raw.get("user") if isinstance(raw.get("user"), dict) else {}
-        names = info.get("name") if isinstance(info.get("name"), dict) else {}
+        names = _obj(_obj(raw.get("user")).get("name"))
         if not user.name:
             user.name = f"{_str(names.get('firstName'))} {_str(names.get('lastName'))}".strip()
         return user
