@@ -51,7 +51,7 @@ class FieldError:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"code": self.code, "message": normalize_message(self.message)}
         if self.params is not None:
-            out["params"] = self.params
+            out["params"] = dict(sorted(self.params.items()))
         return out
 
 
@@ -59,8 +59,9 @@ ErrorData = dict[str, Any]  # field -> FieldError | nested ErrorData
 
 
 def render_data(data: ErrorData) -> dict[str, Any]:
+    """Keys sorted at every level, as PocketBase (Go maps) emits them."""
     out: dict[str, Any] = {}
-    for key, value in data.items():
+    for key, value in sorted(data.items()):
         if isinstance(value, FieldError):
             out[key] = value.to_dict()
         elif isinstance(value, dict):
