@@ -6,7 +6,8 @@ import secrets
 import string
 import zlib
 
-_ALNUM_LOWER = string.ascii_lowercase + string.digits
+ALNUM_LOWER = string.ascii_lowercase + string.digits
+_ALNUM_LOWER = ALNUM_LOWER
 _ALNUM = string.ascii_letters + string.digits
 
 

@@ -8,35 +8,53 @@ from typing import Any
 from ..core.ids import field_id, random_string
 from .models import Collection, Field
 
-_TEMPLATE_BODY = "<p>Hello,</p>\n<p>{BODY}</p>\n<p>\n  Thanks,<br/>\n  {APP_NAME} team\n</p>"
+
+def _template_body(*paragraphs: str) -> str:
+    """PocketBase 0.40's default email body: greeting, paragraphs, signature."""
+    return "\n".join(("<p>Hello,</p>", *paragraphs, "<p>\n  Thanks,<br/>\n  {APP_NAME} team\n</p>"))
+
+
+def _button(path: str, label: str) -> str:
+    return (f'<p>\n  <a class="btn" href="{{APP_URL}}/_/#/auth/{path}/{{TOKEN}}" target="_blank" '
+            f'rel="noopener">{label}</a>\n</p>')
+
 
 AUTH_OPTION_DEFAULTS: dict[str, Any] = {
     "authAlert": {"enabled": True, "emailTemplate": {
         "subject": "Login from a new location",
-        "body": _TEMPLATE_BODY.replace("{BODY}", "We noticed a login to your {APP_NAME} account from a new "
-                                                 "location:</p>\n<p><em>{ALERT_INFO}</em>")}},
+        "body": _template_body(
+            "<p>We noticed a login to your {APP_NAME} account from a new location:</p>",
+            "<p><em>{ALERT_INFO}</em></p>",
+            "<p><strong>If this wasn't you, you should immediately change your {APP_NAME} account password to "
+            "revoke access from all other locations.</strong></p>",
+            "<p>If this was you, you may disregard this email.</p>")}},
     "oauth2": {"providers": [], "mappedFields": {"id": "", "name": "", "username": "", "avatarURL": ""},
                "enabled": False},
     "passwordAuth": {"enabled": True, "identityFields": ["email"]},
     "mfa": {"enabled": False, "duration": 600, "rule": ""},
     "otp": {"enabled": False, "duration": 180, "length": 8, "emailTemplate": {
         "subject": "OTP for {APP_NAME}",
-        "body": _TEMPLATE_BODY.replace("{BODY}", "Your one-time password is: <strong>{OTP}</strong>")}},
+        "body": _template_body(
+            "<p>Your one-time password is: <strong>{OTP}</strong></p>",
+            "<p><i>If you didn't ask for the one-time password, you can ignore this email.</i></p>")}},
     "authToken": {"duration": 432000},
     "passwordResetToken": {"duration": 1800},
     "emailChangeToken": {"duration": 1800},
     "verificationToken": {"duration": 86400},
     "fileToken": {"duration": 180},
-    "verificationTemplate": {"subject": "Verify your {APP_NAME} email", "body": _TEMPLATE_BODY.replace(
-        "{BODY}", "Click on the button below to verify your email address.</p>\n"
-                  "<p><a class=\"btn\" href=\"{APP_URL}/_/#/auth/confirm-verification/{TOKEN}\">Verify</a>")},
-    "resetPasswordTemplate": {"subject": "Reset your {APP_NAME} password", "body": _TEMPLATE_BODY.replace(
-        "{BODY}", "Click on the button below to reset your password.</p>\n"
-                  "<p><a class=\"btn\" href=\"{APP_URL}/_/#/auth/confirm-password-reset/{TOKEN}\">Reset</a>")},
-    "confirmEmailChangeTemplate": {"subject": "Confirm your {APP_NAME} new email address",
-                                   "body": _TEMPLATE_BODY.replace(
-        "{BODY}", "Click on the button below to confirm your new email address.</p>\n"
-                  "<p><a class=\"btn\" href=\"{APP_URL}/_/#/auth/confirm-email-change/{TOKEN}\">Confirm</a>")},
+    "verificationTemplate": {"subject": "Verify your {APP_NAME} email", "body": _template_body(
+        "<p>Thank you for joining us at {APP_NAME}.</p>",
+        "<p>Click on the button below to verify your email address.</p>",
+        _button("confirm-verification", "Verify"),
+        "<p><i>If you didn't recently register, please ignore this email.</i></p>")},
+    "resetPasswordTemplate": {"subject": "Reset your {APP_NAME} password", "body": _template_body(
+        "<p>Click on the button below to reset your password.</p>",
+        _button("confirm-password-reset", "Reset password"),
+        "<p><i>If you didn't ask to reset your password, please ignore this email.</i></p>")},
+    "confirmEmailChangeTemplate": {"subject": "Confirm your {APP_NAME} new email address", "body": _template_body(
+        "<p>Click on the button below to confirm your new email address.</p>",
+        _button("confirm-email-change", "Confirm new email"),
+        "<p><i>If you didn't ask to change your email address, please ignore this email.</i></p>")},
 }
 TOKEN_KEYS = ("authToken", "passwordResetToken", "emailChangeToken", "verificationToken", "fileToken")
 SECRET_OPTION = "secret"  # write-only, never output
@@ -80,9 +98,14 @@ def auth_system_fields() -> list[Field]:
     ]
 
 
-def auth_indexes(table: str, cid: str) -> list[str]:
-    return [f"CREATE UNIQUE INDEX `idx_tokenKey_{cid}` ON `{table}` (`tokenKey`)",
-            f"CREATE UNIQUE INDEX `idx_email_{cid}` ON `{table}` (`email`) WHERE `email` != ''"]
+def auth_indexes(table: str, suffix: str) -> list[str]:
+    """The unique tokenKey/email indexes of an auth collection, named ``idx_<field>_<suffix>``."""
+    return [auth_index("tokenKey", table, suffix), auth_index("email", table, suffix)]
+
+
+def auth_index(column: str, table: str, suffix: str) -> str:
+    where = f" WHERE `{column}` != ''" if column == "email" else ""
+    return f"CREATE UNIQUE INDEX `idx_{column}_{suffix}` ON `{table}` (`{column}`){where}"
 
 
 _INTERNAL_RULE = "@request.auth.id != '' && recordRef = @request.auth.id && collectionRef = @request.auth.collectionId"
@@ -106,8 +129,8 @@ def builtin_collections(now: str) -> list[Collection]:
     users = Collection(
         id="_pb_users_auth_", name="users", type="auth", system=False,
         fields=[id_field(), *auth_system_fields(), mk_field("name", "text", max=255),
-                mk_field("avatar", "file", mimeTypes=["image/jpeg", "image/png", "image/svg+xml", "image/gif",
-                                                      "image/webp"]),
+                mk_field("avatar", "file", maxSelect=1,
+                         mimeTypes=["image/jpeg", "image/png", "image/svg+xml", "image/gif", "image/webp"]),
                 *autodate_fields(False)],
         indexes=auth_indexes("users", "_pb_users_auth_"),
         rules={"listRule": owner, "viewRule": owner, "createRule": "", "updateRule": owner,
@@ -116,14 +139,22 @@ def builtin_collections(now: str) -> list[Collection]:
     )
     out = [superusers, users]
     internal = [
-        ("_mfas", "pbc_2279338944", [("method", "text", {"required": True})], False),
-        ("_otps", "pbc_1638494021", [("password", "password", {"required": True, "hidden": True}),
-                                     ("sentTo", "text", {"hidden": True})], False),
+        ("_mfas", "pbc_2279338944", [("method", "text", {"required": True})], False,
+         ["CREATE INDEX `idx_mfas_collectionRef_recordRef` ON `_mfas` (collectionRef,recordRef)"]),
+        ("_otps", "pbc_1638494021", [("password", "password", {"required": True, "hidden": True, "cost": 8}),
+                                     ("sentTo", "text", {"hidden": True})], False,
+         ["CREATE INDEX `idx_otps_collectionRef_recordRef` ON `_otps` (collectionRef, recordRef)"]),
         ("_externalAuths", "pbc_2281828961", [("provider", "text", {"required": True}),
-                                              ("providerId", "text", {"required": True})], True),
-        ("_authOrigins", "pbc_4275539003", [("fingerprint", "text", {"required": True})], True),
+                                              ("providerId", "text", {"required": True})], True,
+         ["CREATE UNIQUE INDEX `idx_externalAuths_record_provider` ON `_externalAuths` "
+          "(collectionRef, recordRef, provider)",
+          "CREATE UNIQUE INDEX `idx_externalAuths_collection_provider` ON `_externalAuths` "
+          "(collectionRef, provider, providerId)"]),
+        ("_authOrigins", "pbc_4275539003", [("fingerprint", "text", {"required": True})], True,
+         ["CREATE UNIQUE INDEX `idx_authOrigins_unique_pairs` ON `_authOrigins` "
+          "(collectionRef, recordRef, fingerprint)"]),
     ]
-    for name, cid, extra, deletable in internal:
+    for name, cid, extra, deletable, indexes in internal:
         fields = [id_field(), mk_field("collectionRef", "text", system=True, required=True),
                   mk_field("recordRef", "text", system=True, required=True)]
         for fname, ftype, opts in extra:
@@ -131,7 +162,7 @@ def builtin_collections(now: str) -> list[Collection]:
             fields.append(mk_field(fname, ftype, system=True, hidden=hidden, **opts))
         fields += autodate_fields(True)
         out.append(Collection(
-            id=cid, name=name, type="base", system=True, fields=fields, indexes=[],
+            id=cid, name=name, type="base", system=True, fields=fields, indexes=indexes,
             rules={"listRule": _INTERNAL_RULE, "viewRule": _INTERNAL_RULE, "createRule": None,
                    "updateRule": None, "deleteRule": _INTERNAL_RULE if deletable else None},
             created=now, updated=now,

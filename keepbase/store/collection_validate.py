@@ -8,10 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.errors import REQUIRED, BadRequestError, FieldError, ValidationError
-from ..core.ids import collection_id, field_id
+from ..core.ids import ALNUM_LOWER, collection_id, field_id, random_string
 from . import builtin
 from .fields import get_type
-from .indexes import IndexParseError, parse_index, render_index
+from .indexes import IndexParseError, parse_index, render_index, sync_table_name
 from .models import AUTH_RULE_NAMES, RULE_NAMES, Collection, Field
 
 _NAME_RE = re.compile(r"^\w+$")
@@ -51,7 +51,7 @@ def _fields_from_payload(raw: Any, old: Collection | None) -> list[Field]:
         for key in options:
             if key in item:
                 options[key] = item[key]
-        fields.append(Field(
+        new = Field(
             id=fid if isinstance(fid, str) else "",
             name=name if isinstance(name, str) else "",
             type=ftype,
@@ -59,8 +59,23 @@ def _fields_from_payload(raw: Any, old: Collection | None) -> list[Field]:
             hidden=bool(item.get("hidden", prev.hidden if prev else False)),
             presentable=bool(item.get("presentable", prev.presentable if prev else False)),
             options=options,
-        ))
+        )
+        _add_field(fields, new, explicit_id=bool(item.get("id")))
     return fields
+
+
+def _add_field(fields: list[Field], new: Field, explicit_id: bool) -> None:
+    """PocketBase's ``FieldsList.add``: a field repeated in one payload replaces the earlier one in
+    place (matched by id when it has an explicit one, else by exact name, reusing the earlier id)."""
+    for i, f in enumerate(fields):
+        if explicit_id and f.id == new.id:
+            fields[i] = new
+            return
+        if not explicit_id and new.name and f.name == new.name:
+            new.id = f.id or field_id(f.type, f.name)
+            fields[i] = new
+            return
+    fields.append(new)
 
 
 def _assign_field_ids(fields: list[Field]) -> None:
@@ -86,11 +101,22 @@ def _ensure_system_fields(c: Collection) -> None:
         for sf in builtin.auth_system_fields():
             if sf.name not in names:
                 c.fields.append(sf)
-        idx_names = " ".join(c.indexes)
-        for idx in builtin.auth_indexes(c.name, c.id):
-            col = "tokenKey" if "tokenKey" in idx else "email"
-            if f"(`{col}`)" not in idx_names.replace('"', "`"):
-                c.indexes.append(idx)
+        # named after the default id, even when an explicit one is given (random without a name)
+        suffix = collection_id(c.type, c.name) if c.name else random_string(10, ALNUM_LOWER)
+        for col in ("tokenKey", "email"):
+            if not _has_unique_index(c.indexes, col):
+                c.indexes.append(builtin.auth_index(col, c.name, suffix))
+
+
+def _has_unique_index(indexes: list[str], column: str) -> bool:
+    for sql in indexes:
+        try:
+            parsed = parse_index(sql)
+        except IndexParseError:
+            continue
+        if parsed.unique and len(parsed.columns) == 1 and parsed.columns[0].name.lower() == column.lower():
+            return True
+    return False
 
 
 def _merge_options(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -157,6 +183,9 @@ def validate_collection(c: Collection, old: Collection | None, others: list[Coll
         errors["type"] = FieldError("validation_in_invalid", "Must be a valid value.")
     elif old and old.type != c.type:
         errors["type"] = FieldError("validation_collection_type_change", "Collection type cannot be changed.")
+        if c.type == "auth":
+            # PocketBase validates the would-be auth collection's (zero-valued) options as well
+            errors.update(_blank_auth_option_errors())
     if not c.name:
         errors["name"] = REQUIRED
     elif len(c.name) > 255:
@@ -165,7 +194,7 @@ def validate_collection(c: Collection, old: Collection | None, others: list[Coll
     elif not _NAME_RE.match(c.name):
         errors["name"] = FieldError("validation_match_invalid", "Must be in a valid format.")
     elif "_via_" in c.name:
-        errors["name"] = FieldError("validation_found_via", "The value cannot contain '_via_'.")
+        errors["name"] = FieldError("validation_found_via", 'The value cannot contain "_via_".')
     elif c.name.lower() in INTERNAL_TABLES or c.name.lower().startswith(("sqlite_", "pg_", "_kb")):
         errors["name"] = FieldError("validation_collection_name_invalid", "The name is reserved.")
     elif old and old.system and c.name != old.name:
@@ -190,9 +219,9 @@ def validate_collection(c: Collection, old: Collection | None, others: list[Coll
     field_errors = _validate_fields(c, old, others)
     if field_errors:
         errors["fields"] = field_errors
-    index_errors = _validate_indexes(c, others)
+    index_errors, column_errors = _validate_indexes(c, others)
     if index_errors:
-        errors["indexes"] = index_errors
+        errors["indexes"] = index_errors.get("", index_errors)
     for r, value in c.rules.items():
         if old and old.system and value != old.rules.get(r):
             errors[r] = FieldError("validation_collection_system_rule_change", "System collection API rule cannot be changed.")
@@ -212,8 +241,20 @@ def validate_collection(c: Collection, old: Collection | None, others: list[Coll
         ident = c.options.get("passwordAuth", {}).get("identityFields")
         if not isinstance(ident, list) or not ident:
             errors["passwordAuth"] = {"identityFields": REQUIRED}
+    if not errors and column_errors:
+        errors["indexes"] = column_errors
     if errors:
         raise ValidationError("", errors)
+    c.indexes = [sync_table_name(idx, c.name) for idx in c.indexes]
+
+
+def _blank_auth_option_errors() -> dict[str, Any]:
+    template = {"body": REQUIRED, "subject": REQUIRED}
+    errors: dict[str, Any] = {key: {"duration": REQUIRED, "secret": REQUIRED} for key in builtin.TOKEN_KEYS}
+    errors.update({key: dict(template) for key in
+                   ("verificationTemplate", "resetPasswordTemplate", "confirmEmailChangeTemplate")})
+    errors.update({key: {"emailTemplate": dict(template)} for key in ("authAlert", "otp")})
+    return errors
 
 
 def _validate_fields(c: Collection, old: Collection | None, others: list[Collection]) -> dict[str, Any]:
@@ -236,9 +277,10 @@ def _validate_fields(c: Collection, old: Collection | None, others: list[Collect
         elif c.type == "auth" and lname in AUTH_RESERVED:
             fe["name"] = FieldError("validation_reserved_field_name", "The field name is reserved and cannot be used.")
         elif "_via_" in f.name:
-            fe["name"] = FieldError("validation_found_via", "The value cannot contain '_via_'.")
+            fe["name"] = FieldError("validation_found_via", 'The value cannot contain "_via_".')
         elif lname in seen_names:
-            fe["name"] = FieldError("validation_duplicated_field_name", "Duplicated or invalid field name.")
+            fe["name"] = FieldError("validation_duplicated_field_name", f"Duplicated or invalid field name {f.name}.",
+                                    {"fieldName": f.name})
         if f.id in seen_ids:
             fe["id"] = FieldError("validation_duplicated_field_id", "Duplicated or invalid field id.")
         seen_names.add(lname)
@@ -275,58 +317,59 @@ def _validate_fields(c: Collection, old: Collection | None, others: list[Collect
     return errors
 
 
-def _validate_indexes(c: Collection, others: list[Collection]) -> dict[str, Any]:
-    errors: dict[str, Any] = {}
+def _validate_indexes(c: Collection, others: list[Collection]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(errors, column_errors)``. Like PocketBase, only the first invalid index is reported;
+    indexes over unknown columns fail only when the table is synced, so ``column_errors`` (one per
+    such index, with SQLite's message) count only when nothing else is wrong."""
     if c.type == "view":
         if c.indexes:
-            return {"0": FieldError("validation_indexes_not_supported", "The collection doesn't support indexes.")}
-        return errors
-    field_names = {f.name for f in c.fields}
-    other_index_names = set()
+            return {"": FieldError("validation_indexes_not_supported",
+                                   "View collections don't support indexes.")}, {}
+        return {}, {}
+    field_names = {f.name.lower() for f in c.fields}
+    used_elsewhere: dict[str, str] = {}
     for o in others:
         for idx in o.indexes:
             try:
-                other_index_names.add(parse_index(idx).name.lower())
+                used_elsewhere.setdefault(parse_index(idx).name.lower(), o.name)
             except IndexParseError:
                 pass
     seen: set[str] = set()
     definitions: set[str] = set()
-    normalised: list[str] = []
+    column_errors: dict[str, Any] = {}
     for i, idx in enumerate(c.indexes):
         try:
             parsed = parse_index(idx)
         except IndexParseError:
-            errors[str(i)] = FieldError("validation_invalid_index_expression", "Invalid CREATE INDEX expression.")
-            continue
-        cols = [col.name for col in parsed.columns] + [w[0] for w in parsed.where]
-        if any(col not in field_names for col in cols) or not _NAME_RE.match(parsed.name):
-            errors[str(i)] = FieldError("validation_invalid_index_expression", "Invalid CREATE INDEX expression.")
-            continue
+            parsed = None
+        if parsed is None or not _NAME_RE.match(parsed.name):
+            return {str(i): FieldError("validation_invalid_index_expression", "Invalid CREATE INDEX expression.")}, {}
         key = parsed.name.lower()
-        definition = render_index(parsed, "").split(" ON ", 1)[1]
+        definition = render_index(parsed, "").replace(f"`{parsed.name}`", "", 1)  # UNIQUE counts
         if key in seen:
-            errors[str(i)] = FieldError("validation_duplicated_index_name", "The index name must be unique.")
-        elif key in other_index_names:
-            errors[str(i)] = FieldError("validation_existing_index_name",
-                                        "Index name is already used by another collection.")
-        elif definition in definitions:
-            errors[str(i)] = FieldError("validation_duplicated_index_definition", "The index definition already exists.")
+            return {str(i): FieldError("validation_duplicated_index_name", "The index name already exists.")}, {}
+        if key in used_elsewhere:
+            table = used_elsewhere[key]
+            return {str(i): FieldError("validation_existing_index_name",
+                                       f"The index name is already used in {table} collection.",
+                                       {"usedTableName": table})}, {}
+        if definition in definitions:
+            return {str(i): FieldError("validation_duplicated_index_definition",
+                                       "The index definition already exists.")}, {}
         seen.add(key)
         definitions.add(definition)
-        normalised.append(render_index(parsed, c.name))
-    if c.type == "auth" and not errors:
+        # SQLite resolves the WHERE clause first
+        unknown = [col for col in [w[0] for w in parsed.where] + [col.name for col in parsed.columns]
+                   if col.lower() not in field_names]
+        if unknown:
+            column_errors[str(i)] = FieldError(
+                "validation_invalid_index_expression",
+                f"Failed to create index {parsed.name} - SQL logic error: no such column: {unknown[0]} (1).")
+    if c.type == "auth":
         ident = c.options.get("passwordAuth", {}).get("identityFields") or []
         for name in ident:
-            ok = any(
-                (p := parse_index(idx)).unique and len(p.columns) == 1 and p.columns[0].name == name
-                for idx in c.indexes
-            )
-            if not ok:
-                errors.setdefault("_identity", FieldError(
+            if not _has_unique_index(c.indexes, name):
+                return {str(len(c.indexes)): FieldError(
                     "validation_missing_unique_constraint", f"The field {name} doesn't have a UNIQUE constraint.",
-                    {"fieldName": name}))
-        if "_identity" in errors:
-            return {str(len(c.indexes)): errors.pop("_identity")}
-    if not errors:
-        c.indexes = normalised
-    return errors
+                    {"fieldName": name})}, {}
+    return {}, column_errors

@@ -136,9 +136,10 @@ class CollectionStore:
                         conn.execute(update(self.table).where(self.table.c.id == old.id).values(row))
             except SQLAlchemyError as exc:
                 if new.type == "view":
-                    detail = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+                    from .views import db_error_detail
+
                     raise ValidationError(fail_message, {
-                        "viewQuery": _view_error(detail)}) from exc
+                        "viewQuery": _view_error(db_error_detail(exc))}) from exc
                 raise BadRequestError(fail_message) from exc
             self.refresh(conn)
         self.refresh()

@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import Index, Table, and_, func, literal
 from sqlalchemy.sql.elements import ColumnElement
 
-_IDENT = r'(?:`[^`]+`|"[^"]+"|\[[^\]]+\]|\w+)'
+_IDENT = r'(?:`[^`]*`|"[^"]+"|\[[^\]]+\]|\w+)'
 _CREATE_RE = re.compile(
-    rf"^\s*CREATE\s+(?P<unique>UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<name>{_IDENT})\s+"
+    rf"^\s*CREATE\s+(?P<unique>UNIQUE\s+)?INDEX\s+(?P<optional>IF\s+NOT\s+EXISTS\s+)?(?P<name>{_IDENT})\s+"
     rf"ON\s+(?P<table>{_IDENT})?\s*\((?P<cols>[^()]*)\)\s*(?:WHERE\s+(?P<where>.+?))?\s*;?\s*$",
     re.IGNORECASE | re.DOTALL,
 )
@@ -46,6 +46,8 @@ class IndexColumn:
     name: str
     nocase: bool = False
     desc: bool = False
+    collate: str = ""  # as written
+    sort: str = ""  # as written (ASC/DESC, any case)
 
 
 @dataclass
@@ -55,6 +57,8 @@ class ParsedIndex:
     table: str
     columns: list[IndexColumn]
     where: list[tuple[str, str, Any]] = field(default_factory=list)  # (column, op, value)
+    where_sql: str = ""  # the WHERE clause as written
+    optional: bool = False  # IF NOT EXISTS
 
 
 def parse_index(sql: str) -> ParsedIndex:
@@ -67,7 +71,8 @@ def parse_index(sql: str) -> ParsedIndex:
         if not cm:
             raise IndexParseError(part)
         cols.append(IndexColumn(unquote(cm.group("col")), (cm.group("collate") or "").lower() == "nocase",
-                                (cm.group("dir") or "").upper() == "DESC"))
+                                (cm.group("dir") or "").upper() == "DESC", cm.group("collate") or "",
+                                cm.group("dir") or ""))
     if not cols:
         raise IndexParseError(sql)
     where: list[tuple[str, str, Any]] = []
@@ -89,11 +94,41 @@ def parse_index(sql: str) -> ParsedIndex:
             else:
                 where.append((col, "isnotnull" if tm.group("not") else "isnull", None))
     return ParsedIndex(unquote(m.group("name")), bool(m.group("unique")), unquote(m.group("table") or ""),
-                       cols, where)
+                       cols, where, (m.group("where") or "").strip(), bool(m.group("optional")))
+
+
+def build_index_sql(parsed: ParsedIndex, table_name: str) -> str:
+    """The index string PocketBase stores when it rewrites one for another table name
+    (``dbutils.Index.Build``): backtick-quoted names, one column per line when there are
+    several, the WHERE clause as written."""
+    cols = []
+    for c in parsed.columns:
+        col = f"`{c.name}`"
+        if c.collate:
+            col += f" COLLATE {c.collate}"
+        if c.sort:
+            col += f" {c.sort.upper()}"
+        cols.append(col)
+    body = "\n  " + ",\n  ".join(cols) + "\n" if len(cols) > 1 else cols[0]
+    out = (f"CREATE {'UNIQUE ' if parsed.unique else ''}INDEX {'IF NOT EXISTS ' if parsed.optional else ''}"
+           f"`{parsed.name}` ON `{table_name}` ({body})")
+    if parsed.where_sql:
+        out += f" WHERE {parsed.where_sql}"
+    return out
+
+
+def sync_table_name(sql: str, table_name: str) -> str:
+    """An index string with its table name set to ``table_name``: unchanged when it already names
+    that table (PocketBase echoes indexes as submitted), rebuilt otherwise."""
+    try:
+        parsed = parse_index(sql)
+    except IndexParseError:
+        return sql
+    return sql if parsed.table == table_name else build_index_sql(parsed, table_name)
 
 
 def render_index(parsed: ParsedIndex, table_name: str) -> str:
-    """The normalised string PocketBase echoes (backtick-quoted identifiers)."""
+    """A normalised form (backtick-quoted identifiers), used to compare index definitions."""
     cols = ", ".join(
         f"`{c.name}`" + (" COLLATE NOCASE" if c.nocase else "") + (" DESC" if c.desc else "") for c in parsed.columns
     )
@@ -124,8 +159,9 @@ def _cmp(col: ColumnElement[Any], op: str, value: Any) -> ColumnElement[bool]:
 
 def build_index(parsed: ParsedIndex, table: Table, dialect: str) -> Index:
     exprs: list[Any] = []
+    by_lower = {c.name.lower(): c for c in table.c}  # SQLite column names are case-insensitive
     for c in parsed.columns:
-        col: Any = table.c[c.name]
+        col: Any = by_lower[c.name.lower()]
         if c.nocase:
             col = func.lower(col) if dialect == "postgresql" else col.collate("NOCASE")
         if c.desc:
@@ -133,7 +169,7 @@ def build_index(parsed: ParsedIndex, table: Table, dialect: str) -> Index:
         exprs.append(col)
     kwargs: dict[str, Any] = {}
     if parsed.where:
-        cond = and_(*(_cmp(table.c[col], op, value) for col, op, value in parsed.where))
+        cond = and_(*(_cmp(by_lower[col.lower()], op, value) for col, op, value in parsed.where))
         kwargs["sqlite_where"] = cond
         kwargs["postgresql_where"] = cond
     return Index(parsed.name, *exprs, unique=parsed.unique, **kwargs)

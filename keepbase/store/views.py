@@ -18,7 +18,7 @@ from .builtin import mk_field
 from .models import Collection, Field
 
 _FROM_RE = re.compile(r"\b(?:from|join)\s+[`\"\[]?(\w+)", re.IGNORECASE)
-_COUNT_RE = re.compile(r"count\s*\([^)]*\)\s+(?:as\s+)?[`\"]?(\w+)", re.IGNORECASE)
+_COUNT_RE = re.compile(r"\b(count|total)\s*\([^)]*\)\s+(?:as\s+)?[`\"]?(\w+)", re.IGNORECASE)
 _CAST_RE = re.compile(r"cast\s*\(.+?\s+as\s+(\w+)\s*\)\s+(?:as\s+)?[`\"]?(\w+)", re.IGNORECASE)
 
 
@@ -27,6 +27,17 @@ def _view_error(message: str, fields_code: str = "validation_required") -> Valid
               if fields_code == "pk" else FieldError("validation_required", "Cannot be blank."))
     return ValidationError("", {"fields": fields,
                                 "viewQuery": FieldError("validation_invalid_view_query", f"Invalid query - {message}")})
+
+
+def db_error_detail(exc: BaseException) -> str:
+    """The first line of a driver error. SQLite's are worded as PocketBase's (modernc) driver
+    words them: ``SQL logic error: no such table: main.x (1)``; PostgreSQL's are left as they are."""
+    orig = getattr(exc, "orig", exc)
+    detail = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    if getattr(orig, "sqlite_errorcode", None) == 1:
+        detail = re.sub(r"^no such table: (?!\w+\.)", "no such table: main.", detail)
+        detail = f"SQL logic error: {detail} (1)"
+    return detail
 
 
 def infer_view_fields(conn: Connection, c: Collection, collections: list[Collection]) -> list[Field]:
@@ -42,13 +53,12 @@ def infer_view_fields(conn: Connection, c: Collection, collections: list[Collect
             names = [d[0] for d in result.cursor.description or []] if result.cursor else []
             result.close()
     except Exception as exc:  # the database's own message, like PocketBase's "Invalid query - ..."
-        detail = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        raise _view_error(detail) from exc
+        raise _view_error(db_error_detail(exc)) from exc
     if "id" not in names:
         raise _view_error("missing required id column (you can use `(ROW_NUMBER() OVER()) as id` if you "
                           "don't have one)", "pk")
     sources = [o for o in collections if o.name.lower() in {m.lower() for m in _FROM_RE.findall(query)}]
-    counts = {m.lower() for m in _COUNT_RE.findall(query)}
+    counts = {alias.lower(): fn.lower() for fn, alias in _COUNT_RE.findall(query)}
     casts = {alias.lower(): typ.lower() for typ, alias in _CAST_RE.findall(query)}
     fields: list[Field] = []
     for name in names:
@@ -62,10 +72,10 @@ def infer_view_fields(conn: Connection, c: Collection, collections: list[Collect
     return fields
 
 
-def _infer_one(name: str, counts: set[str], casts: dict[str, str], sources: list[Collection]) -> Field:
+def _infer_one(name: str, counts: dict[str, str], casts: dict[str, str], sources: list[Collection]) -> Field:
     low = name.lower()
-    if low in counts:
-        return mk_field(name, "number")
+    if low in counts:  # count(...) is an integer, total(...) a float
+        return mk_field(name, "number", onlyInt=counts[low] == "count")
     if low in casts:
         t = casts[low]
         if t in ("real", "decimal", "numeric", "float", "double"):
@@ -83,4 +93,4 @@ def _infer_one(name: str, counts: set[str], casts: dict[str, str], sources: list
             f.id = "_clone_" + str(zlib.crc32((src.name + name).encode()))
             f.system = False
             return f
-    return mk_field(name, "json")
+    return mk_field(name, "json", maxSize=1)

@@ -49,8 +49,8 @@ DEFAULT_FIELDS: dict[str, dict[str, Any]] = {
     "editor": common("editor", "f_editor", convertURLs=False, maxSize=0),
     "date": common("date", "f_date", max="", min=""),
     "autodate": common("autodate", "f_autodate", onCreate=True, onUpdate=False),
-    "select": common("select", "f_select", maxSelect=1, values=["a", "b"]),
-    "file": common("file", "f_file", maxSelect=1, maxSize=0, mimeTypes=[], protected=False, thumbs=[]),
+    "select": common("select", "f_select", maxSelect=0, values=["a", "b"]),
+    "file": common("file", "f_file", maxSelect=0, maxSize=0, mimeTypes=[], protected=False, thumbs=[]),
     "json": common("json", "f_json", maxSize=0),
     "password": common("password", "f_password", cost=0, max=0, min=0, pattern=""),
     "geoPoint": common("geoPoint", "f_geoPoint"),
@@ -265,9 +265,6 @@ CREATE_ERRORS: list[tuple[str, dict[str, Any], tuple[str, ...], str]] = [
     ("duplicated field names", {"name": "t", "fields": [{"name": "a", "type": "text"},
                                                         {"name": "A", "type": "number"}]},
      ("fields", "2", "name"), "validation_duplicated_field_name"),
-    ("duplicated field ids", {"name": "t", "fields": [{"id": "x1", "name": "a", "type": "text"},
-                                                      {"id": "x1", "name": "b", "type": "text"}]},
-     ("fields", "2", "id"), "validation_duplicated_field_id"),
     ("relation to missing collection", {"name": "t", "fields": [{"name": "r", "type": "relation",
                                                                  "collectionId": "nope"}]},
      ("fields", "1", "collectionId"), "validation_field_relation_missing_collection"),
@@ -292,7 +289,7 @@ CREATE_ERRORS: list[tuple[str, dict[str, Any], tuple[str, ...], str]] = [
      ("indexes", "1"), "validation_duplicated_index_definition"),
     ("view with index", {"name": "t", "type": "view", "viewQuery": "SELECT id FROM users",
                          "indexes": ["CREATE INDEX idx_v ON t (id)"]},
-     ("indexes", "0"), "validation_indexes_not_supported"),
+     ("indexes",), "validation_indexes_not_supported"),
     ("manageRule empty", {"name": "t", "type": "auth", "manageRule": ""}, ("manageRule",), "validation_required"),
 ]
 
@@ -359,10 +356,24 @@ async def test_invalid_rule_is_rejected_or_ignored_consistently(client: httpx.As
         assert r.json()["listRule"] == "nofield = 1"
 
 
-async def test_normalised_index_string(client: httpx.AsyncClient, su_headers: Headers) -> None:
+async def test_repeated_field_replaces_the_earlier(client: httpx.AsyncClient, su_headers: Headers) -> None:
+    # as PocketBase 0.40: matched by explicit id, else by exact name (keeping the earlier id)
+    c = await make_collection(client, su_headers, name="t", fields=[
+        {"name": "a", "type": "text"}, {"name": "n", "type": "number"}, {"name": "a", "type": "number"},
+        {"id": "x1", "name": "b", "type": "text"}, {"id": "x1", "name": "c", "type": "bool"}])
+    assert [(f["id"], f["name"], f["type"]) for f in c["fields"][1:]] == [
+        (fid("text", "a"), "a", "number"), (fid("number", "n"), "n", "number"), ("x1", "c", "bool")]
+
+
+async def test_index_strings_echoed_unless_for_another_table(client: httpx.AsyncClient,
+                                                           su_headers: Headers) -> None:
+    # as PocketBase 0.40: kept as submitted; rebuilt only when it names another table
     c = await make_collection(client, su_headers, name="t", fields=[{"name": "a", "type": "text"}],
-                              indexes=['CREATE UNIQUE INDEX "idx_a" ON "t" ("a")'])
-    assert c["indexes"] == ["CREATE UNIQUE INDEX `idx_a` ON `t` (`a`)"]
+                              indexes=['CREATE UNIQUE INDEX "idx_a" ON "t" ("a")', "CREATE INDEX idx_b ON other (a)"])
+    assert c["indexes"] == ['CREATE UNIQUE INDEX "idx_a" ON "t" ("a")', "CREATE INDEX `idx_b` ON `t` (`a`)"]
+    r = await client.patch("/api/collections/t", json={"name": "t2"}, headers=su_headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["indexes"] == ["CREATE UNIQUE INDEX `idx_a` ON `t2` (`a`)", "CREATE INDEX `idx_b` ON `t2` (`a`)"]
 
 
 # --- view and list ------------------------------------------------------------------------------

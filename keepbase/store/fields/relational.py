@@ -34,6 +34,8 @@ def to_list(raw: Any) -> list[str]:
 
 
 class _MultiBase(FieldType):
+    """maxSelect defaults to 0 (as PocketBase stores it); 0 and 1 both mean a single value."""
+
     def max_select(self, f: Field) -> int:
         return int(f.options.get("maxSelect") or 1)
 
@@ -58,7 +60,7 @@ class _MultiBase(FieldType):
             raise invalid("validation_too_many_values", f"Select no more than {mx}.", {"maxSelect": mx})
 
     def check_max_select(self, f: Field, errors: dict[str, FieldError]) -> None:
-        mx = f.options.get("maxSelect", 1)
+        mx = f.options.get("maxSelect", 0)
         if not isinstance(mx, int) or isinstance(mx, bool) or mx < 0:
             errors["maxSelect"] = FieldError("validation_min_greater_equal_than_required",
                                              "Must be no less than 0.", {"threshold": 0})
@@ -76,7 +78,7 @@ class _MultiBase(FieldType):
 
 class SelectType(_MultiBase):
     name = "select"
-    defaults = {"maxSelect": 1, "values": []}
+    defaults = {"maxSelect": 0, "values": []}
 
     def check_options(self, f: Field, errors: dict[str, FieldError]) -> None:
         self.check_max_select(f, errors)
@@ -102,7 +104,7 @@ class RelationType(_MultiBase):
     """Existence of the referenced ids is checked by the records service (it needs the DB)."""
 
     name = "relation"
-    defaults = {"cascadeDelete": False, "collectionId": "", "maxSelect": 1, "minSelect": 0}
+    defaults = {"cascadeDelete": False, "collectionId": "", "maxSelect": 0, "minSelect": 0}
 
     def check_options(self, f: Field, errors: dict[str, FieldError]) -> None:
         self.check_max_select(f, errors)
@@ -126,7 +128,7 @@ class FileType(_MultiBase):
     (``store.record_files``); ``ctx.uploads`` tells new uploads apart from current files."""
 
     name = "file"
-    defaults = {"maxSelect": 1, "maxSize": 0, "mimeTypes": [], "protected": False, "thumbs": []}
+    defaults = {"maxSelect": 0, "maxSize": 0, "mimeTypes": [], "protected": False, "thumbs": []}
     DEFAULT_MAX_SIZE = 5 * 1024 * 1024
 
     def check_options(self, f: Field, errors: dict[str, FieldError]) -> None:
