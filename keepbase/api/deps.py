@@ -143,6 +143,8 @@ async def read_body(request: Request, limit: int, *, invalid_message: str = "") 
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise BadRequestError(invalid_message) from None
+        if body is None:  # Go's json.Unmarshal of `null` into a map leaves it empty
+            return {}, False
         if not isinstance(body, dict):
             raise BadRequestError(invalid_message)
         return body, False

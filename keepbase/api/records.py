@@ -25,11 +25,14 @@ async def _expand(request: Request, c: Collection, items: list[dict[str, Any]], 
         await run_read(request, expand_records, app_of(request).records, c, items, expand, info)
 
 
-def _collection(request: Request) -> Collection:
+def _collection(request: Request, message: str = "Missing collection context.") -> Collection:
     c = app_of(request).collections.find(request.path_params["collection"])
     if c is None:
-        raise NotFoundError("Missing collection context.")
+        raise NotFoundError(message)
     return c
+
+
+WRITE_CONTEXT = "Missing or invalid collection context."  # create and update; list/view/delete differ
 
 
 async def list_records(request: Request) -> Response:
@@ -66,7 +69,7 @@ def _body_limit(request: Request, c: Collection) -> int:
 
 
 async def create_record(request: Request) -> Response:
-    c = _collection(request)
+    c = _collection(request, WRITE_CONTEXT)
     app = app_of(request)
     body, from_form = await read_body(request, _body_limit(request, c))
     try:
@@ -80,7 +83,7 @@ async def create_record(request: Request) -> Response:
 
 
 async def update_record(request: Request) -> Response:
-    c = _collection(request)
+    c = _collection(request, WRITE_CONTEXT)
     app = app_of(request)
     body, from_form = await read_body(request, _body_limit(request, c))
     try:

