@@ -747,10 +747,7 @@ scenario("records_rules_expression_create", [
     Step("POST", rec("drrc_auth"), json={"t": "guest"}, auth=GUEST, label="guest create, rule not satisfied"),
     Step("POST", rec("drrc_auth"), json={"t": "x" * 20}, auth=GUEST, label="guest create, rule and field fail"),
     Step("POST", rec("drrc_auth"), json={"t": "su"}, label="superuser create"),
-], xfail={"*": "POST /records as guest with createRule \"@request.auth.id != ''\": PocketBase 400 "
-          "{\"data\":{},\"message\":\"Failed to create record.\"}; keepbase crashes (HTTP 500): "
-          "SQLite 'no tables specified' / PostgreSQL 'SELECT * with no tables specified is not valid' "
-          "(the create-rule check builds SELECT EXISTS (SELECT * WHERE 0 = 1) without a FROM)"})
+])
 
 # --------------------------------------------------------------------------- records: request bodies
 
