@@ -26,6 +26,7 @@ from ..core.errors import REQUIRED, ApiError, BadRequestError, FieldError, Forbi
 from ..core.types import RequestInfo
 from ..files import UploadedFile, safe_name
 from ..store.batch import BatchAction, BatchActionFailed, BatchTimeout, run_batch
+from ..store.expand import expand_records
 from .deps import app_of, close_uploads, read_body, request_info, run_write
 from .projection import project
 from .responses import json_response
@@ -118,8 +119,8 @@ def _validate(items: list[_Item], max_requests: int) -> None:
         raise BadRequestError(INVALID, {"requests": errors})
 
 
-def _action(item: _Item, base: RequestInfo) -> tuple[BatchAction, str]:
-    """(action, fields projection). Sub-requests keep the outer auth; item headers go on top,
+def _action(item: _Item, base: RequestInfo) -> tuple[BatchAction, str, str]:
+    """(action, fields projection, expand). Sub-requests keep the outer auth; item headers go on top,
     except Authorization, which cannot switch identity inside a batch."""
     full = f"{item.method.upper()} {item.url}"
     headers = dict(base.headers)
@@ -136,10 +137,10 @@ def _action(item: _Item, base: RequestInfo) -> tuple[BatchAction, str]:
         info = RequestInfo(auth=base.auth, method=method, context="batch", query=query, headers=headers,
                            body=item.body)
         action = BatchAction(kind, m.group("collection"), info, m.groupdict().get("id") or "", item.body)
-        return action, query.get("fields", "")
+        return action, query.get("fields", ""), query.get("expand", "")
     # An unknown action fails only when it is reached, like in PocketBase.
     info = RequestInfo(auth=base.auth, method=item.method, context="batch", query=query, headers=headers)
-    return BatchAction("unknown", "", info), ""
+    return BatchAction("unknown", "", info), "", ""
 
 
 async def batch(request: Request) -> Response:
@@ -183,10 +184,16 @@ async def _run(request: Request, payload: dict[str, Any], settings: dict[str, An
     _validate(items, max_requests)
     base = await request_info(request)
     prepared = [_action(item, base) for item in items]
-    actions = [a for a, _f in prepared]
-    projections = [f for _a, f in prepared]
+    actions = [a for a, _f, _e in prepared]
+    projections = [f for _a, f, _e in prepared]
+    expands = [e for _a, _f, e in prepared]
 
     def shape(index: int, record: dict[str, Any]) -> Any:
+        # runs inside the batch transaction, so expand sees the batch's own earlier writes
+        if expands[index]:
+            c = app.collections.find(actions[index].collection)
+            if c is not None:
+                expand_records(app.records, c, [record], expands[index], actions[index].info)
         return project(record, projections[index]) if projections[index] else record
 
     def job() -> list[Any]:

@@ -104,10 +104,10 @@ async def set_subscriptions(request: Request) -> Response:
     elif len(subs) > MAX_SUBSCRIPTIONS:
         errors["subscriptions"] = FieldError("validation_length_too_long",
                                              f"The length must be no more than {MAX_SUBSCRIPTIONS}.",
-                                             {"max": MAX_SUBSCRIPTIONS})
+                                             {"max": MAX_SUBSCRIPTIONS, "min": 0})
     else:
         too_long = {str(i): FieldError("validation_length_too_long",
-                                       f"The length must be no more than {MAX_TOPIC_LENGTH}.", {"max": MAX_TOPIC_LENGTH})
+                                       f"The length must be no more than {MAX_TOPIC_LENGTH}.", {"max": MAX_TOPIC_LENGTH, "min": 0})
                     for i, s in enumerate(subs) if len(s) > MAX_TOPIC_LENGTH or "\n" in s or "\r" in s}
         if too_long:
             errors["subscriptions"] = too_long

@@ -62,7 +62,7 @@ def render(records: RecordService, c: Collection, action: str, values: dict[str,
     for f in c.fields:
         col = table.c[f.name]
         cols.append(literal(values.get(f.name), col.type).label(f.name))
-    cte = select(*cols).cte(c.name)
+    cte = select(*cols).cte("_kb_event_record")  # never shadow the real table: rules may join it
     out: dict[ViewerKey, bytes | None] = {}
     with records.db.read() as conn:
         for viewer in viewers:
