@@ -221,3 +221,15 @@ def close_uploads(body: dict[str, Any]) -> None:
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, UploadedFile):
                 item.close()
+
+
+def auth_collection(request: Request) -> Any:
+    """The auth collection named in the path; 404 with PocketBase's message otherwise."""
+    from ..core.errors import NotFoundError
+
+    c = app_of(request).collections.find(request.path_params["collection"])
+    if c is None:
+        raise NotFoundError("Missing or invalid collection context.")
+    if not c.is_auth:
+        raise NotFoundError("Missing or invalid auth collection context.")
+    return c

@@ -13,22 +13,16 @@ from ..core.errors import (
     BadRequestError,
     FieldError,
     ForbiddenError,
-    NotFoundError,
     UnauthorizedError,
     ValidationError,
 )
-from ..store.models import Collection
-from .deps import app_of, client_ip, current_auth, read_body, require_superuser, run
+from .deps import app_of, auth_collection, client_ip, current_auth, read_body, require_superuser, run
 from .responses import json_response, no_content
 
 LOAD_ERROR = "An error occurred while loading the submitted data."
 
 
-def _auth_collection(request: Request) -> Collection:
-    c = app_of(request).collections.find(request.path_params["collection"])
-    if c is None or not c.is_auth:
-        raise NotFoundError("Missing or invalid auth collection context.")
-    return c
+_auth_collection = auth_collection
 
 
 async def _body(request: Request) -> dict[str, Any]:

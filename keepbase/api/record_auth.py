@@ -8,24 +8,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..core.errors import REQUIRED, BadRequestError, NotFoundError, UnauthorizedError, ValidationError
+from ..core.errors import REQUIRED, BadRequestError, ForbiddenError, UnauthorizedError, ValidationError
 from ..core.types import AuthInfo
 from ..security.jwt_tokens import unverified_claims
 from ..store.expand import expand_records
 from ..store.models import Collection
 from .auth_events import record_auth_event
-from .deps import app_of, client_ip, current_auth, read_body, request_info, run
+from .deps import app_of, auth_collection, client_ip, current_auth, read_body, request_info, run
 from .mfa import mfa_challenge
 from .responses import json_response
 
 LOAD_ERROR = "An error occurred while loading the submitted data."
 
 
-def _auth_collection(request: Request) -> Collection:
-    c = app_of(request).collections.find(request.path_params["collection"])
-    if c is None or not c.is_auth:
-        raise NotFoundError("Missing or invalid auth collection context.")
-    return c
+_auth_collection = auth_collection
 
 
 async def _auth_response(request: Request, c: Collection, record: dict[str, Any], method: str = "",
@@ -72,8 +68,10 @@ async def auth_with_password(request: Request) -> Response:
 async def auth_refresh(request: Request) -> Response:
     c = _auth_collection(request)
     auth = await current_auth(request)
-    if auth is None or auth.collection_id != c.id:
+    if auth is None:
         raise UnauthorizedError("The request requires valid record authorization token.")
+    if auth.collection_id != c.id:  # PocketBase 0.40.6 names the token's own collection here
+        raise ForbiddenError(f"The request requires auth record from {auth.collection_name} collection.")
     token = request.headers.get("authorization", "").removeprefix("Bearer ")
     if (unverified_claims(token) or {}).get("refreshable") is False:
         # an impersonation token is never extended: the same token comes back (PocketBase)

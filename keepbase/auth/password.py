@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from ..core.errors import BadRequestError, ForbiddenError
+from ..core.errors import BadRequestError, FieldError, ForbiddenError, ValidationError
 from ..core.types import AuthInfo, RequestInfo
 from ..security.passwords import hash_password, needs_rehash, verify_dummy, verify_password
 from ..store.collections import CollectionStore
@@ -27,7 +27,8 @@ def authenticate_with_password(db: Database, collections: CollectionStore, c: Co
     fields = list(pa.get("identityFields") or [])
     if identity_field:
         if identity_field not in fields:
-            raise BadRequestError(FAILED, {})
+            raise ValidationError("An error occurred while validating the submitted data.", {
+                "identityField": FieldError("validation_in_invalid", "Must be a valid value.")})
         fields = [identity_field]
     table = collections.records_table(c)
     row = None

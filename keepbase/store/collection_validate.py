@@ -241,6 +241,12 @@ def validate_collection(c: Collection, old: Collection | None, others: list[Coll
         ident = c.options.get("passwordAuth", {}).get("identityFields")
         if not isinstance(ident, list) or not ident:
             errors["passwordAuth"] = {"identityFields": REQUIRED}
+        opts = c.options
+        if opts.get("mfa", {}).get("enabled"):
+            methods = sum(bool(opts.get(k, {}).get("enabled")) for k in ("passwordAuth", "otp", "oauth2"))
+            if methods < 2:
+                errors["mfa"] = {"enabled": FieldError("validation_mfa_not_enough_auths",
+                                                       "MFA requires at least 2 auth methods to be enabled.")}
     if not errors and column_errors:
         errors["indexes"] = column_errors
     if errors:

@@ -381,7 +381,7 @@ class RecordService:
                      info: RequestInfo) -> dict[str, Any]:
         plan = output_plan(c, info.is_superuser)
         row = conn.execute(select(*[table.c[n] for n in plan.columns]).where(table.c.id == record_id)).one()
-        return row_to_json(plan, row, True if c.is_auth else self._email_visibility(c, info))
+        return row_to_json(plan, row, self._email_visibility(c, info))
 
     def update_record(self, c: Collection, record_id: str, body: dict[str, Any], info: RequestInfo,
                       from_form: bool = False) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.api.test_js_sdk import (
+from tests.js_harness import (
     JS_DIR,
     NODE,
     POCKETBASE,
@@ -188,12 +188,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
 
 # check id (``skipped("...")`` in the JS file) -> keepbase bug it exposes. The main flow runs with
 # them skipped; each also runs on its own, strict-xfail on keepbase and passing on PocketBase.
-KNOWN_BUGS = {
-    "create-hides-email": (
-        "keepbase bug: a guest's POST /api/collections/users/records response includes `email` although "
-        "emailVisibility is false (PocketBase omits it); keepbase/store/records.py _reload_json passes "
-        "show_email=True for every auth collection"),
-}
+KNOWN_BUGS: dict[str, str] = {}  # none left
 
 
 def _run_node(server: Server, mailbox: Mailbox, mail_url: str, *extra: str, skip: str = "") -> str:

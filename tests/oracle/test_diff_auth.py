@@ -81,8 +81,7 @@ scenario("auth_methods_password_only", [
 
 scenario("auth_methods_bad_collection", [
     Step("GET", "/api/collections/dau_missing/auth-methods", auth=GUEST, label="unknown collection"),
-], xfail={"*": "keepbase bug: GET /api/collections/<unknown>/auth-methods answers 404 'Missing or invalid auth "
-                "collection context.' where PocketBase says 'Missing or invalid collection context.'"})
+])
 
 scenario("auth_methods_otp_mfa", [
     auth_collection("dau_mfa", otp={"enabled": True, "duration": 300, "length": 6},
@@ -95,8 +94,7 @@ scenario("mfa_needs_two_methods", [
     Step("PATCH", "/api/collections/dau_mfa3", json={"passwordAuth": {"enabled": False}},
          label="password auth off leaves one method"),
     Step("GET", "/api/collections/dau_mfa3/auth-methods", auth=GUEST, label="auth-methods after"),
-], xfail={"*": "keepbase bug: PATCH /api/collections/<auth> leaving MFA on with a single auth method (otp) is "
-                "accepted (200) where PocketBase answers 400 data.mfa.enabled validation_mfa_not_enough_auths"})
+])
 
 # --------------------------------------------------------------------------- password / refresh
 
@@ -121,9 +119,7 @@ scenario("auth_with_password_identity_field", [
     Step("POST", "/api/collections/dau_idf/auth-with-password", auth=GUEST,
          json={"identity": "idf@example.com", "password": PASSWORD, "identityField": "name"},
          label="identityField not in passwordAuth.identityFields"),
-], xfail={"*": "keepbase bug: auth-with-password with an identityField outside passwordAuth.identityFields answers "
-                "400 'Failed to authenticate.' without data; PocketBase answers 400 'An error occurred while "
-                "validating the submitted data.' with data.identityField validation_in_invalid"})
+])
 
 scenario("auth_refresh", [
     auth_collection("dau_refresh"),
@@ -143,9 +139,7 @@ scenario("auth_refresh_other_collection", [
     user("dau_refresh2", "refresh2@example.com"),
     login("dau_refresh2", "refresh2@example.com", status_only=True),
     as_user("POST", "/api/collections/_superusers/auth-refresh", label="user token on _superusers"),
-], xfail={"*": "keepbase bug: auth-refresh on another auth collection with a valid user token answers 401 'The "
-                "request requires valid record authorization token.'; PocketBase answers 403 'The request "
-                "requires auth record from <collection> collection.'"})
+])
 
 # --------------------------------------------------------------------------- request-* / confirm-*
 
