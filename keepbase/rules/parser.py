@@ -56,6 +56,8 @@ def parse(source: str) -> Chain:
 def _parse(source: str) -> Chain:
     if not isinstance(source, str):
         raise FilterError("filter expression must be a string")
+    if "\x00" in source:  # never a valid part of an expression; refused on both engines alike
+        raise FilterError("filter expression must not contain NUL bytes")
     if len(source.encode("utf-8", "surrogatepass")) > MAX_FILTER_LENGTH:
         raise FilterError(f"filter expression is too long (max {MAX_FILTER_LENGTH} bytes)")
     stack = [_Frame()]
