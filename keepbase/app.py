@@ -102,8 +102,14 @@ class App:
         from .auth.totp import TOTPService
         from .security.rate_limiter import MemoryRateLimiter
 
-        # in-process counters (rate limits, OTP/TOTP attempts); a shared backend can replace them
-        self.rate_limiter = MemoryRateLimiter()
+        # rate limits and OTP/TOTP attempt counters: in-process on SQLite (one node), shared by
+        # every node through the database on PostgreSQL
+        if self.db.is_sqlite:
+            self.rate_limiter: Any = MemoryRateLimiter()
+        else:
+            from .store.rate_limits import PostgresRateLimiter
+
+            self.rate_limiter = PostgresRateLimiter(self.db)
         self.totp = TOTPService(self.db, self.rate_limiter)
         self.hooks.record_after_delete.bind(self.totp.on_record_deleted, id="keepbase-totp-cleanup")
         self.mfa = MFAService(self.db, self.collections, self.totp)

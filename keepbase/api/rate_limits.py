@@ -19,6 +19,7 @@ Exceeding → 429 with ``Retry-After`` (seconds).
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -117,6 +118,7 @@ class RateLimitMiddleware:
         self.app = app
         self.kb = kb
         self._rules_seen: Any = None
+        self._generation = ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] == "OPTIONS":
@@ -127,8 +129,12 @@ class RateLimitMiddleware:
         scope["kb_client_ip"] = ip
         limits = settings.get("rateLimits") or {}
         if limits != self._rules_seen:  # as PocketBase: new settings start from fresh counters
+            # The counters' keys carry a digest of the rules instead of a reset, so nodes sharing
+            # one counter store (PostgreSQL) agree without wiping each other's counts.
             self._rules_seen = copy.deepcopy(limits)
-            self.kb.rate_limiter.reset("rl:")
+            self._generation = hashlib.sha256(orjson.dumps(limits, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
+            if self.kb.db.is_sqlite:  # in-process counters: drop the old generation's keys
+                self.kb.rate_limiter.reset("rl:")
         if limits.get("enabled") and ip and not ip_in(ip, list(limits.get("excludedIPs") or [])):
             if await self._settings_limited(scope, limits, ip):
                 await error_response(TooManyRequestsError())(scope, receive, send)
@@ -173,7 +179,7 @@ class RateLimitMiddleware:
         if rule is None:
             return False
         key = (counter_id or str(rule.get("label", ""))) + str(rule.get("audience", ""))
-        return bool(self.kb.rate_limiter.consume(f"rl:{key}:{ip}", int(rule["maxRequests"]), int(rule["duration"])))
+        return bool(self.kb.rate_limiter.consume(f"rl:{self._generation}:{key}:{ip}", int(rule["maxRequests"]), int(rule["duration"])))
 
     # --- brute-force limits ---
     async def _guarded(self, scope: Scope, receive: Receive, send: Send, collection: str,
