@@ -6,7 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .deps import app_of, read_body, run
+from ..core.errors import ApiError
+from .deps import app_of, client_ip, read_body, run
 from .record_auth import LOAD_ERROR, _auth_collection, _auth_response
 from .responses import json_response
 
@@ -25,7 +26,13 @@ async def auth_with_otp(request: Request) -> Response:
     app = app_of(request)
     app.otp.enabled_or_403(c)
     body, _ = await read_body(request, app.config.max_body_size, invalid_message=LOAD_ERROR)
-    record = await run(request, app.otp.authenticate, c, body.get("otpId"), body.get("password"))
+    ip = client_ip(request)
+    try:
+        record = await run(request, app.otp.authenticate, c, body.get("otpId"), body.get("password"))
+    except ApiError as exc:  # every sign-in attempt is audited, never with the code itself
+        await run(request, app.accounts.audit_sign_in, c, "otp", None, ip, "", exc.message)
+        raise
+    await run(request, app.accounts.audit_sign_in, c, "otp", record, ip)
     return await _auth_response(request, c, record, "otp", body.get("mfaId"))
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
+from tests.auth.conftest import Mailbox, html_of, text_of
 from tests.js_harness import (
     JS_DIR,
     NODE,
@@ -40,7 +41,6 @@ from tests.js_harness import (
     _stop,
     _wait_healthy,
 )
-from tests.auth.conftest import Mailbox, html_of, text_of
 
 JS_TEST = JS_DIR / "sdk_auth.test.mjs"
 EMAIL = "sdk-auth-admin@example.com"

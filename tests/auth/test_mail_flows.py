@@ -108,7 +108,7 @@ async def test_verification_errors(mail_app: App, client: httpx.AsyncClient, su_
         assert r.status_code == 400
         assert r.json() == {"data": {}, "message": "All superusers are verified by default.", "status": 400}
     r = await client.post("/api/collections/nope/request-verification", json={"email": "a@b.c"})
-    assert r.status_code == 404 and r.json()["message"] == "Missing or invalid auth collection context."
+    assert r.status_code == 404 and r.json()["message"] == "Missing or invalid collection context."
 
 
 def _stored(app: App, collection: str, record_id: str) -> dict[str, Any]:
@@ -398,7 +398,7 @@ async def test_impersonate(mail_app: App, client: httpx.AsyncClient, su_headers:
     r = await client.post("/api/collections/users/impersonate/missing", headers=su_headers)
     assert r.status_code == 404
     r = await client.post(f"/api/collections/nope/impersonate/{user['id']}", headers=su_headers)
-    assert r.status_code == 404 and r.json()["message"] == "Missing or invalid auth collection context."
+    assert r.status_code == 404 and r.json()["message"] == "Missing or invalid collection context."
 
 
 async def test_settings_test_email(mail_app: App, mailbox: Mailbox, client: httpx.AsyncClient,
