@@ -27,26 +27,10 @@ def new_auth_token(c: Collection, record: dict[str, Any], *, refreshable: bool =
 
 def auth_from_token(db: Database, collections: CollectionStore, token: str) -> AuthInfo | None:
     """The record a valid ``auth`` token belongs to, or None (treated as a guest)."""
-    if token.startswith("Bearer "):
-        token = token[7:]
-    claims = unverified_claims(token)
-    if not claims or claims.get("type") != "auth":
+    found = find_auth_record_by_token(db, collections, token.removeprefix("Bearer "), "auth")
+    if found is None:
         return None
-    cid, rid = claims.get("collectionId"), claims.get("id")
-    if not isinstance(cid, str) or not isinstance(rid, str) or not cid or not rid:
-        return None
-    c = collections.find(cid)
-    if c is None or not c.is_auth or c.id != cid:
-        return None
-    table = collections.records_table(c)
-    with db.read() as conn:
-        row = conn.execute(select(table).where(table.c.id == rid)).first()
-    if row is None:
-        return None
-    record = row_values(c, row)
-    key = str(record.get("tokenKey", "")) + str(c.options.get("authToken", {}).get("secret", ""))
-    if verify(token, key) is None:
-        return None
+    c, record, _claims = found
     return AuthInfo(collection_id=c.id, collection_name=c.name, record=record)
 
 

@@ -84,23 +84,27 @@ def _su_app(dir_: str | None, db: str | None) -> Any:
     return create_app(_config(dir=dir_, db=db))
 
 
-@superuser.command("upsert")
-@click.argument("email")
-@click.argument("password")
-@_common
-def su_upsert(email: str, password: str, dir_: str | None, db: str | None) -> None:
-    """Create or update the superuser EMAIL with PASSWORD."""
+def _save_superuser(dir_: str | None, db: str | None, save: Any, email: str, password: str) -> None:
     from ..core.errors import ApiError
 
     app = _su_app(dir_, db)
     try:
-        app.upsert_superuser(email, password)
+        save(app, email, password)
     except ApiError as exc:
         click.echo(f"Error: {exc.to_dict()}", err=True)
         sys.exit(1)
     finally:
         app.close()
     click.echo(f"Successfully saved superuser {email!r}!")
+
+
+@superuser.command("upsert")
+@click.argument("email")
+@click.argument("password")
+@_common
+def su_upsert(email: str, password: str, dir_: str | None, db: str | None) -> None:
+    """Create or update the superuser EMAIL with PASSWORD."""
+    _save_superuser(dir_, db, lambda app, e, p: app.upsert_superuser(e, p), email, password)
 
 
 @superuser.command("create")
@@ -109,17 +113,7 @@ def su_upsert(email: str, password: str, dir_: str | None, db: str | None) -> No
 @_common
 def su_create(email: str, password: str, dir_: str | None, db: str | None) -> None:
     """Create the superuser EMAIL (fails if it exists)."""
-    from ..core.errors import ApiError
-
-    app = _su_app(dir_, db)
-    try:
-        app.create_superuser(email, password)
-    except ApiError as exc:
-        click.echo(f"Error: {exc.to_dict()}", err=True)
-        sys.exit(1)
-    finally:
-        app.close()
-    click.echo(f"Successfully saved superuser {email!r}!")
+    _save_superuser(dir_, db, lambda app, e, p: app.create_superuser(e, p), email, password)
 
 
 @superuser.command("delete")
