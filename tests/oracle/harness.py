@@ -465,3 +465,12 @@ def compare(scenario: Scenario, pb: tuple[list[Result], dict[str, Any]],
         if lines:
             report.append(f"{where}:\n    " + "\n    ".join(lines))
     return report
+
+
+def pocketbase_run(pb: PocketBase, cache: dict[str, Any], sc: Scenario) -> Any:
+    """Run a scenario once per session against the real PocketBase (cached), then clean up."""
+    if sc.name not in cache:
+        results, env = run_sync(pb.http, pb.su_token, sc.steps)
+        cleanup_pocketbase(pb, results)
+        cache[sc.name] = (results, env)
+    return cache[sc.name]

@@ -24,10 +24,9 @@ from tests.oracle.harness import (
     PocketBase,
     Scenario,
     Step,
-    cleanup_pocketbase,
     compare,
+    pocketbase_run,
     run_async,
-    run_sync,
 )
 
 pytestmark = [
@@ -257,12 +256,7 @@ scenario("superuser_routes_logs_backups_crons", [
 SCENARIO_IDS = [s.name for s in SCENARIOS]
 
 
-def _pocketbase_run(pb: PocketBase, cache: dict[str, Any], sc: Scenario) -> Any:
-    if sc.name not in cache:
-        results, env = run_sync(pb.http, pb.su_token, sc.steps)
-        cleanup_pocketbase(pb, results)
-        cache[sc.name] = (results, env)
-    return cache[sc.name]
+_pocketbase_run = pocketbase_run
 
 
 @pytest.mark.parametrize("sc", SCENARIOS, ids=SCENARIO_IDS)

@@ -20,10 +20,9 @@ from tests.oracle.harness import (
     PocketBase,
     Scenario,
     Step,
-    cleanup_pocketbase,
     compare,
+    pocketbase_run,
     run_async,
-    run_sync,
 )
 
 pytestmark = [
@@ -162,12 +161,7 @@ scenario("batch_multipart_files", [
 SCENARIO_IDS = [s.name for s in SCENARIOS]
 
 
-def _pocketbase_run(pb: PocketBase, cache: dict[str, Any], sc: Scenario) -> Any:
-    if sc.name not in cache:
-        results, env = run_sync(pb.http, pb.su_token, sc.steps)
-        cleanup_pocketbase(pb, results)
-        cache[sc.name] = (results, env)
-    return cache[sc.name]
+_pocketbase_run = pocketbase_run
 
 
 @pytest.mark.parametrize("sc", SCENARIOS, ids=SCENARIO_IDS)

@@ -31,11 +31,10 @@ from tests.oracle.harness import (
     PocketBase,
     Scenario,
     Step,
-    cleanup_pocketbase,
     compare,
     normalise_results,
+    pocketbase_run,
     run_async,
-    run_sync,
 )
 
 pytestmark = [
@@ -859,12 +858,7 @@ assert len(set(SCENARIO_IDS)) == len(SCENARIO_IDS)
 # --------------------------------------------------------------------------- the test
 
 
-def _pocketbase_run(pb: PocketBase, cache: dict[str, Any], sc: Scenario) -> Any:
-    if sc.name not in cache:
-        results, env = run_sync(pb.http, pb.su_token, sc.steps)
-        cleanup_pocketbase(pb, results)
-        cache[sc.name] = (results, env)
-    return cache[sc.name]
+_pocketbase_run = pocketbase_run
 
 
 @pytest.mark.parametrize("sc", SCENARIOS, ids=SCENARIO_IDS)
