@@ -77,7 +77,7 @@ class App:
         # uploaded files: <dir>/storage, or S3 when the runtime settings enable it
         self.storage = StorageSwitch(data_dir / "storage", lambda: self.settings.get()["s3"])
         self.records.storage = self.storage
-        bind_file_cleanup(self.hooks, self.storage)
+        bind_file_cleanup(self.hooks, self.storage, self.collections)
         from .api.projection import project
         from .core.events import Event
         from .realtime import build_realtime

@@ -6,6 +6,7 @@ so readers always see a complete, consistent set of collections.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -19,10 +20,12 @@ from ..core.errors import BadRequestError, FieldError, NotFoundError, Validation
 from ..core.ids import collection_id
 from . import builtin
 from .collection_validate import RuleValidator, collection_from_payload, validate_collection
-from .db import Database
+from .db import Database, after_commit
 from .migrate import alter_collection_table, create_collection_table, drop_collection_table
 from .models import Collection, Field
 from .schema import system_metadata
+
+log = logging.getLogger("keepbase.collections")
 
 
 def _to_row(c: Collection, seq: int) -> dict[str, Any]:
@@ -67,6 +70,8 @@ class CollectionStore:
         self._tables: dict[tuple[str, str, str], Table] = {}
         #: called after a committed schema change (the app turns it into ``collection_after_change``)
         self.on_change: list[Callable[[], None]] = []
+        #: called with each deleted collection once its delete has committed (e.g. to remove files)
+        self.on_deleted: list[Callable[[Collection], None]] = []
 
     # --- bootstrap and cache ---
     def bootstrap(self) -> None:
@@ -163,6 +168,7 @@ class CollectionStore:
         with self.db.write() as conn:
             drop_collection_table(conn, c)
             conn.execute(delete(self.table).where(self.table.c.id == c.id))
+            after_commit(conn, lambda: self._deleted(c))
         self.refresh()
         self._changed()
 
@@ -207,6 +213,13 @@ class CollectionStore:
         finally:
             self.refresh()
         self._changed()
+
+    def _deleted(self, c: Collection) -> None:
+        for fn in list(self.on_deleted):
+            try:
+                fn(c)
+            except Exception:  # a failed clean-up must not fail the committed delete
+                log.exception("clean-up after deleting collection %s failed", c.name)
 
     def _changed(self) -> None:
         for fn in list(self.on_change):

@@ -17,16 +17,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
 from ..core.errors import BadRequestError
 from ..core.events import Hooks, RecordEvent
-from ..files import InvalidKeyError, Storage, UploadedFile, record_key, safe_name
+from ..files import InvalidKeyError, Storage, UploadedFile, check_key, record_key, safe_name
 from .db import on_rollback
 from .models import Collection
 from .record_input import split_key
+
+if TYPE_CHECKING:
+    from .collections import CollectionService
 
 log = logging.getLogger("keepbase.files")
 Uploads = dict[str, dict[str, UploadedFile]]  # field name -> new stored name -> upload
@@ -115,8 +118,13 @@ def removed_files(c: Collection, old: dict[str, Any], new: dict[str, Any]) -> li
     return out
 
 
-def bind_file_cleanup(hooks: Hooks, storage: Callable[[], Storage]) -> None:
-    """Register the built-in after-commit handlers that delete files nobody references any more."""
+def bind_file_cleanup(hooks: Hooks, storage: Callable[[], Storage],
+                      collections: CollectionService | None = None) -> None:
+    """Register the built-in after-commit handlers that delete files nobody references any more:
+    those a record update replaced or removed, a deleted record's folder, and a deleted
+    collection's whole folder."""
+    if collections is not None:
+        collections.on_deleted.append(lambda c: storage().delete_prefix(check_key(c.id)))
 
     def after_update(e: RecordEvent) -> None:
         c = e.collection

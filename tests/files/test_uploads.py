@@ -8,6 +8,7 @@ import re
 import httpx
 
 from keepbase.app import App
+from tests.conftest import make_collection
 
 from .conftest import png, stored_files
 from .helpers import NAME_RE, create, posts, update
@@ -159,6 +160,32 @@ async def test_delete_record_removes_its_files(client: httpx.AsyncClient, su_hea
     r = await client.delete(f"/api/collections/posts/records/{rec['id']}")
     assert r.status_code == 204
     assert [p.rsplit("/", 1)[1] for p in stored_files(app)] == [keep["doc"]]
+
+
+async def test_delete_collection_removes_its_files(client: httpx.AsyncClient, su_headers: dict[str, str],
+                                                   app: App) -> None:
+    other = await posts(client, su_headers, name="other")
+    kept = (await create(client, [("doc", ("keep.txt", b"k", "text/plain"))], coll="other")).json()
+    gone = await posts(client, su_headers)
+    await create(client, [("doc", ("a.txt", b"a", "text/plain"))])
+    rec = (await create(client, [("images", ("aaa.png", png(), "image/png"))])).json()
+    await client.get(f"/api/files/posts/{rec['id']}/{rec['images'][0]}?thumb=100x100")
+    assert sum(p.startswith(gone["id"] + "/") for p in stored_files(app)) >= 3
+    r = await client.delete(f"/api/collections/{gone['id']}", headers=su_headers)
+    assert r.status_code == 204
+    assert stored_files(app) == [f"{other['id']}/{kept['id']}/{kept['doc']}"]
+
+
+async def test_failed_collection_delete_keeps_its_files(client: httpx.AsyncClient, su_headers: dict[str, str],
+                                                        app: App) -> None:
+    target = await posts(client, su_headers)
+    await make_collection(client, su_headers, name="refs", type="base", fields=[
+        {"name": "post", "type": "relation", "collectionId": target["id"], "maxSelect": 1}])
+    await create(client, [("doc", ("a.txt", b"a", "text/plain"))])
+    before = stored_files(app)
+    r = await client.delete(f"/api/collections/{target['id']}", headers=su_headers)
+    assert r.status_code == 400
+    assert stored_files(app) == before and before
 
 
 async def test_rejected_update_keeps_old_files(client: httpx.AsyncClient, su_headers: dict[str, str],
