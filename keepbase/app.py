@@ -122,6 +122,9 @@ class App:
         from .ops.cron import Scheduler
 
         self.scheduler = Scheduler(self.db)
+        from .auth import cleanup
+
+        self.scheduler.add(cleanup.JOB_ID, cleanup.SCHEDULE, lambda: cleanup.delete_expired(self.db, self.collections))
         self.custom_routes: list[Any] = []  # starlette Routes added by ``route()``, see api/custom.py
         from .api.routes import build_asgi
 
@@ -317,10 +320,22 @@ class App:
         return out
 
     def lifespan(self, _asgi: Any) -> Any:
-        """The Starlette lifespan: background services (realtime) start and stop with the server."""
+        """The Starlette lifespan: background services (realtime, scheduled jobs) start and stop
+        with the server."""
+        from contextlib import asynccontextmanager
+
         from .realtime.service import running
 
-        return running(self.realtime)
+        @asynccontextmanager
+        async def services() -> Any:
+            self.scheduler.start()
+            try:
+                async with running(self.realtime):
+                    yield
+            finally:
+                self.scheduler.stop()
+
+        return services()
 
     def close(self) -> None:
         self.scheduler.stop()
