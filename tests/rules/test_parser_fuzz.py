@@ -72,3 +72,21 @@ def test_sort_never_crashes(source: str) -> None:
         parse_sort(source)
     except FilterError:
         pass
+
+
+def test_atheris_coverage_guided_session() -> None:
+    """A bounded libFuzzer session over the whole list path (tests/rules/atheris_fuzz.py)."""
+    import importlib.util
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    if importlib.util.find_spec("atheris") is None:
+        pytest.skip("atheris is not installed for this Python (it ships wheels for CPython <= 3.12 on x86_64)")
+    script = Path(__file__).with_name("atheris_fuzz.py")
+    proc = subprocess.run([sys.executable, str(script), "-runs=15000", "-max_len=300", "-seed=1"],
+                          capture_output=True, text=True, timeout=600, cwd=script.parents[2])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Done 15000 runs" in proc.stderr
