@@ -125,6 +125,14 @@ class App:
         from .auth import cleanup
 
         self.scheduler.add(cleanup.JOB_ID, cleanup.SCHEDULE, lambda: cleanup.delete_expired(self.db, self.collections))
+        from .ops.backups import BackupService
+
+        # backups: <dir>/backups (or the backups S3 bucket); auto backups follow ``backups.cron``
+        self.backups = BackupService(data_dir=data_dir, db=self.db, collections=self.collections,
+                                     settings=self.settings, files_root=self.storage.local.root,
+                                     scheduler=self.scheduler)
+        self.backups.sync_schedule()
+        self.settings.on_change.append(self.backups.sync_schedule)
         self.custom_routes: list[Any] = []  # starlette Routes added by ``route()``, see api/custom.py
         from .api.routes import build_asgi
 

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .deps import current_auth
+from .deps import app_of, current_auth
 from .responses import json_response
 
 
@@ -16,7 +16,7 @@ async def health(request: Request) -> Response:
         auth = await current_auth(request)
         if auth is not None and auth.is_superuser:
             client = request.client.host if request.client else ""
-            data = {"canBackup": True, "realIP": client, "possibleProxyHeader": ""}
+            data = {"canBackup": not app_of(request).backups.busy, "realIP": client, "possibleProxyHeader": ""}
     return json_response({"message": "API is healthy.", "code": 200, "data": data},
                          request.query_params.get("fields", ""))
 

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..core.errors import ApiError, NotFoundError
 from . import (
     audit,
+    backups,
     batch,
     collections,
     custom,
@@ -104,7 +105,7 @@ async def not_found(request: Request, exc: Exception) -> Response:
 # Each endpoint-group module exposes ``ROUTES``; order matters only where paths overlap
 # (specific paths such as /api/collections/import come before /api/collections/{collection}).
 ROUTE_MODULES = [health, collections, oauth2, records, record_auth, otp, totp, record_account, settings, settings_test, realtime, audit, batch,
-                 files, custom]  # custom: always last
+                 backups, files, custom]  # custom: always last
 
 
 def build_asgi(app: App) -> ASGIApp:

@@ -123,6 +123,15 @@ class Database:
             raise
         return out
 
+    @contextmanager
+    def exclusive(self) -> Iterator[Connection]:
+        """SQLite only: hold off every other write for the block (readers carry on) and yield the
+        writer connection outside any transaction, for SQLite's online backup API (ops.backups)."""
+        if not self.is_sqlite:
+            raise RuntimeError("Database.exclusive() is for SQLite")
+        with self._write_lock, self.writer.connect() as conn:
+            yield conn
+
     def dispose(self) -> None:
         # readers first: the writer must be the last connection to close (see dialects.sqlite)
         if self.reader is not self.writer:

@@ -12,12 +12,14 @@ import ipaddress
 import os
 import re
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from sqlalchemy import insert, select, update
 
 from ..core.clock import now_str
+from ..core.cron import Schedule
 from ..core.errors import REQUIRED, FieldError, ValidationError
 from .db import Database
 
@@ -78,6 +80,9 @@ def _validate(s: dict[str, Any]) -> None:
         me["appURL"] = FieldError("validation_is_url", "Must be a valid URL.")
     if me:
         errors["meta"] = me
+    backups = _validate_backups(s.get("backups") or {})
+    if backups:
+        errors["backups"] = backups
     smtp = s.get("smtp", {})
     if smtp.get("enabled") and not smtp.get("host"):
         errors["smtp"] = {"host": REQUIRED}
@@ -120,6 +125,22 @@ def _validate(s: dict[str, Any]) -> None:
         raise ValidationError(SAVE_ERROR, errors)
 
 
+def _validate_backups(backups: dict[str, Any]) -> dict[str, Any]:
+    """``backups.cron`` must parse; with a schedule, ``cronMaxKeep`` must be at least 1."""
+    errors: dict[str, Any] = {}
+    cron = backups.get("cron") or ""
+    if cron:
+        try:
+            Schedule.parse(str(cron))
+        except ValueError:
+            errors["cron"] = FieldError("validation_invalid_cron", "Invalid cron expression - must be a valid "
+                                        "macro or to have exactly 5 space separated segments.")
+        keep = backups.get("cronMaxKeep")
+        if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
+            errors["cronMaxKeep"] = REQUIRED
+    return errors
+
+
 class SettingsStore:
     KEY = "settings"
 
@@ -128,6 +149,8 @@ class SettingsStore:
         self.table = params_table
         self._lock = threading.Lock()
         self._cache: dict[str, Any] | None = None
+        #: called after a successful ``patch`` (e.g. to reschedule the auto-backup job)
+        self.on_change: list[Callable[[], None]] = []
 
     def get(self) -> dict[str, Any]:
         """The effective settings (secrets included: for internal use only)."""
@@ -157,6 +180,8 @@ class SettingsStore:
                 conn.execute(update(self.table).where(self.table.c.id == self.KEY)
                              .values(value=value, updated=now_str()))
         self.invalidate()
+        for fn in list(self.on_change):
+            fn()
         return self.get()
 
 
