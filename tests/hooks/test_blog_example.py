@@ -8,10 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 
 from keepbase import App
-from tests.auth.conftest import Mailbox, _free_port, text_of
+from tests.auth.conftest import Mailbox, running_mailbox, text_of
 
 HOOKS = Path(__file__).resolve().parents[2] / "examples" / "blog_hooks" / "hooks"
 POSTS = "/api/collections/posts/records"
@@ -20,13 +19,8 @@ COMMENTS = "/api/collections/comments/records"
 
 @pytest.fixture
 def smtp() -> Iterator[Mailbox]:
-    box = Mailbox(_free_port())
-    controller = Controller(box, hostname="127.0.0.1", port=box.port)
-    controller.start()
-    try:
+    with running_mailbox() as box:
         yield box
-    finally:
-        controller.stop()
 
 
 async def author(client: httpx.AsyncClient, email: str) -> tuple[str, dict[str, str]]:
