@@ -2,8 +2,8 @@
 
 *Dump*: one READ ONLY, REPEATABLE READ transaction reads keepbase's tables: every collection
 table, plus every table of the current schema whose name starts with ``_`` (``_collections``,
-``_params``, ``_audit``, ...; other tables in a shared database are not keepbase's and are left
-out). Each table becomes ``db/<table>.jsonl``, one JSON object per row, streamed from a
+``_params``, ``_audit``, ...; not ``_logs``; other tables in a shared database are not keepbase's
+and are left out). Each table becomes ``db/<table>.jsonl``, one JSON object per row, streamed from a
 server-side cursor straight into the zip. ``_collections`` is among them: it *is* the schema.
 
 *Load*: in one transaction on the live database: drop the current collection tables and views,
