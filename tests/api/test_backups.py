@@ -22,6 +22,7 @@ from keepbase.ops import backups as backups_module
 from keepbase.ops.backup_archive import snapshot_storage
 from keepbase.ops.backups import AUTO_PREFIX, BUSY, JOB_ID
 from tests.conftest import make_collection
+from tests.files.conftest import new_bucket, s3_endpoint, s3_settings  # noqa: F401 - s3_endpoint is a fixture
 
 OPEN = {"listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": ""}
 VALIDATION = "An error occurred while validating the submitted data."
@@ -467,3 +468,27 @@ async def test_auto_backup_job(app: App, client: httpx.AsyncClient, su_headers: 
     r = await client.patch("/api/settings", json={"backups": {"cron": ""}}, headers=su_headers)
     assert r.status_code == 200
     assert JOB_ID not in {j.id for j in app.scheduler.jobs()}
+
+
+# --- the backups S3 bucket (a real S3-compatible server, moto) ---
+
+async def test_backups_on_s3(app: App, client: httpx.AsyncClient, su_headers: dict[str, str],
+                             request: pytest.FixtureRequest) -> None:
+    endpoint = str(request.getfixturevalue("s3_endpoint"))
+    r = await client.patch("/api/settings", json={"backups": {"s3": s3_settings(endpoint, new_bucket(endpoint))}},
+                           headers=su_headers)
+    assert r.status_code == 200, r.text
+    ids = await _populate(client, su_headers)
+    before = await _world(client, su_headers)
+    await create_backup(client, su_headers, "on_s3.zip")
+    assert not (Path(app.config.dir) / "backups" / "on_s3.zip").exists()
+    assert keys(await client.get("/api/backups", headers=su_headers)) == ["on_s3.zip"]
+    archive = await download(client, su_headers, "on_s3.zip")
+    assert zipfile.ZipFile(io.BytesIO(archive)).testzip() is None
+    assert (await client.delete(f"/api/collections/notes/records/{ids['first']}", headers=su_headers)).status_code == 204
+    r = await client.post("/api/backups/on_s3.zip/restore", headers=su_headers)
+    assert r.status_code == 204, r.text
+    after = await _world(client, su_headers)
+    assert (after["records"], after["files"]) == (before["records"], before["files"])
+    assert (await client.delete("/api/backups/on_s3.zip", headers=su_headers)).status_code == 204
+    assert keys(await client.get("/api/backups", headers=su_headers)) == []
