@@ -408,6 +408,9 @@ class BackupService:
             try:
                 if entry.stat().st_mtime >= cutoff:
                     continue
+                if (entry / "old_storage").is_dir():  # a restore was interrupted between its two steps
+                    log.warning("kept %s: the uploads folder from before an interrupted restore", entry)
+                    continue
                 if entry.is_dir():
                     shutil.rmtree(entry, ignore_errors=True)
                 else:
