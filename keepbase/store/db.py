@@ -6,23 +6,29 @@ exits cleanly and rolls back otherwise. On SQLite every write goes through the o
 connection, serialised by a lock (``BEGIN IMMEDIATE``). Side effects registered with
 ``after_commit`` run only after a successful commit; those registered with ``on_rollback``
 run only when the work is rolled back.
+
+``compile_read`` + ``read_rows`` are the hot read path: a SELECT built once per collection
+schema is compiled once, and on SQLite it runs on a bare reader connection, skipping
+SQLAlchemy's per-execution bookkeeping (cache key, execution context, result metadata,
+transaction events), which costs several times a primary-key lookup.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ..core.errors import BadRequestError
 from .dialects.postgres import create_pg_engine
-from .dialects.sqlite import create_engines
+from .dialects.sqlite import TimedConnection, create_engines
 
 
 class Database:
@@ -30,6 +36,7 @@ class Database:
                  readers: int = 8, pool_size: int = 10, timeout_ms: int = 10000) -> None:
         self._write_lock = threading.RLock()
         self._local = threading.local()
+        self._spare: list[Any] = []  # one idle SQLite reader kept out of the pool (see read_rows)
         if pg_url:
             self.dialect = "postgresql"
             engine = create_pg_engine(pg_url, pool_size=pool_size, timeout_ms=timeout_ms)
@@ -58,6 +65,47 @@ class Database:
             return
         with translate_errors(), self.reader.connect() as conn, conn.begin():
             yield conn
+
+    def compile_read(self, stmt: Select[Any]) -> CompiledRead:
+        """Compile a SELECT once, for ``read_rows``. Keep the result (per collection schema):
+        compiling is the expensive part. Parameters are the statement's ``bindparam`` names."""
+        return CompiledRead(stmt, self.reader.dialect if self.is_sqlite else None)
+
+    @contextmanager
+    def read_rows(self, *, snapshot: bool = False) -> Iterator[RowReader]:
+        """Run statements from ``compile_read``. Inside a write it reuses that transaction.
+        ``snapshot``: the statements see one consistent state (a read transaction); a single
+        statement always does.
+
+        On SQLite reads run inline on the event loop (``api.deps.run_read``), one at a time,
+        so one idle reader connection is kept aside instead of a pool check-out each time."""
+        if not self.is_sqlite or self._current() is not None:
+            with self.read() as conn:
+                yield _SqlaRows(conn)
+            return
+        try:
+            fairy = self._spare.pop()
+        except IndexError:
+            fairy = self.reader.raw_connection()
+        dbapi = fairy.dbapi_connection
+        reusable = False
+        try:
+            with translate_errors():
+                if isinstance(dbapi, TimedConnection):
+                    dbapi.arm()  # the statement timeout, as a transaction begin does
+                if snapshot:
+                    dbapi.execute("BEGIN")
+                try:
+                    yield _SqliteRows(dbapi)
+                finally:
+                    if dbapi.in_transaction:
+                        dbapi.rollback()  # read-only: ending it either way is the same
+            reusable = True
+        finally:
+            if reusable and not self._spare:
+                self._spare.append(fairy)
+            else:
+                fairy.close()  # back to the pool
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -134,9 +182,96 @@ class Database:
 
     def dispose(self) -> None:
         # readers first: the writer must be the last connection to close (see dialects.sqlite)
+        while self._spare:
+            self._spare.pop().close()
         if self.reader is not self.writer:
             self.reader.dispose()
         self.writer.dispose()
+
+
+class CompiledRead:
+    """A SELECT compiled once. On SQLite: its SQL text, parameter order, fixed parameter values
+    and the type conversions SQLAlchemy would apply, to run on a DB-API connection. On
+    PostgreSQL (``sql`` is None) SQLAlchemy runs the statement, from its compiled cache."""
+
+    __slots__ = ("binds", "defaults", "names", "results", "sql", "stmt")
+
+    def __init__(self, stmt: Select[Any], dialect: Any) -> None:
+        self.stmt = stmt
+        self.sql: str | None = None
+        self.names: tuple[str, ...] = ()
+        self.defaults: dict[str, Any] = {}
+        self.binds: dict[str, Callable[[Any], Any]] = {}
+        self.results: tuple[Callable[[Any], Any] | None, ...] | None = None
+        if dialect is None:
+            return
+        compiled = stmt.compile(dialect=dialect)
+        if compiled.positiontup is None or compiled.literal_execute_params or compiled.post_compile_params:
+            raise ValueError("compile_read: expanding or literal-execute parameters are not supported")
+        for name, bind in compiled.binds.items():
+            proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if proc is not None:
+                self.binds[name] = proc
+        results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in stmt.selected_columns)
+        self.results = results if any(results) else None
+        self.sql = compiled.string
+        self.names = tuple(compiled.positiontup)
+        self.defaults = dict(compiled.params)
+
+
+class RowReader(Protocol):
+    def first(self, q: CompiledRead, params: Mapping[str, Any] | None = None) -> Sequence[Any] | None: ...
+
+    def all(self, q: CompiledRead, params: Mapping[str, Any] | None = None) -> Sequence[Sequence[Any]]: ...
+
+    def scalar(self, q: CompiledRead, params: Mapping[str, Any] | None = None) -> Any: ...
+
+
+class _SqlaRows:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def first(self, q: CompiledRead, params: Mapping[str, Any] | None = None) -> Sequence[Any] | None:
+        return self.conn.execute(q.stmt, params).first()
+
+    def all(self, q: CompiledRead, params: Mapping[str, Any] | None = None) -> Sequence[Sequence[Any]]:
+        return self.conn.execute(q.stmt, params).all()
+
+    def scalar(self, q: CompiledRead, params: Mapping[str, Any] | None = None) -> Any:
+        return self.conn.execute(q.stmt, params).scalar()
+
+
+class _SqliteRows:
+    def __init__(self, dbapi: sqlite3.Connection) -> None:
+        self.dbapi = dbapi
+
+    def _rows(self, q: CompiledRead, params: Mapping[str, Any] | None, one: bool) -> list[Any]:
+        assert q.sql is not None, "compiled for another database"
+        values = {**q.defaults, **params} if params else q.defaults
+        args = [values[n] for n in q.names]
+        if q.binds:
+            args = [q.binds[n](v) if n in q.binds else v for n, v in zip(q.names, args, strict=True)]
+        cur = self.dbapi.execute(q.sql, args)
+        try:
+            # an unfinished statement would hold its read transaction (and the WAL) open: close it
+            rows = cur.fetchmany(1) if one else cur.fetchall()
+        finally:
+            cur.close()
+        procs = q.results
+        if procs is not None:
+            rows = [tuple(v if p is None else p(v) for p, v in zip(procs, row, strict=True)) for row in rows]
+        return rows
+
+    def first(self, q: CompiledRead, params: Mapping[str, Any] | None = None) -> Sequence[Any] | None:
+        rows = self._rows(q, params, True)
+        return rows[0] if rows else None
+
+    def all(self, q: CompiledRead, params: Mapping[str, Any] | None = None) -> Sequence[Sequence[Any]]:
+        return self._rows(q, params, False)
+
+    def scalar(self, q: CompiledRead, params: Mapping[str, Any] | None = None) -> Any:
+        row = self.first(q, params)
+        return None if row is None else row[0]
 
 
 def after_commit(conn: Connection, fn: Callable[[], None]) -> None:
@@ -180,13 +315,13 @@ def translate_errors() -> Iterator[None]:
     """Driver errors that reach here become a generic 400; the cause stays chained for logs."""
     try:
         yield
-    except OperationalError as exc:
-        text = str(exc.orig) if exc.orig is not None else str(exc)
+    except (OperationalError, sqlite3.OperationalError) as exc:  # the latter from read_rows' bare connection
+        text = str(exc.orig) if isinstance(exc, DBAPIError) and exc.orig is not None else str(exc)
         if "interrupted" in text or "statement timeout" in text or "canceling statement" in text:
             raise BadRequestError("The query took too long and was cancelled.") from exc
         raise
-    except DBAPIError as exc:
-        text = str(exc.orig) if exc.orig is not None else ""
+    except (DBAPIError, sqlite3.Error) as exc:
+        text = str(exc.orig) if isinstance(exc, DBAPIError) and exc.orig is not None else ""
         if "NUL" in text or "0x00" in text:
             raise BadRequestError() from exc
         raise

@@ -40,6 +40,7 @@ from .models import Collection
 from .record_files import PendingFiles, extract_uploads
 from .record_input import apply_body, row_values, split_key, to_db
 from .record_output import output_plan, row_to_json
+from .record_queries import RecordQueries
 from .record_rules import filter_condition, rule_condition, sort_clauses
 from .schema import rowid_column
 
@@ -98,6 +99,7 @@ class RecordService:
         self.collections = collections
         self.hooks = hooks or Hooks()
         self.storage = storage  # the current file storage (it follows the runtime S3 settings)
+        self.queries = RecordQueries(db)
 
     # --- helpers ---
     def table(self, c: Collection) -> Table:
@@ -135,22 +137,30 @@ class RecordService:
             conds.append(flt)
         where = and_(true(), *conds) if conds else None
         plan = output_plan(c, info.is_superuser)
-        stmt = select(*[table.c[name] for name in plan.columns])
-        if where is not None:
-            stmt = stmt.where(where)
         order = sort_clauses(c, table, params.sort, info, self.collections.find, self.db.dialect)
-        if not c.is_view:  # insertion order by default, and as the tie-breaker of any sort
-            order = [*order, rowid_column(table, self.db.dialect)]
-        stmt = stmt.order_by(*order).limit(params.per_page).offset((params.page - 1) * params.per_page)
         show_email = self._email_visibility(c, info)
-        with self.db.read() as conn:
-            rows = conn.execute(stmt).all()
-            total = -1
-            if not params.skip_total:
-                count = select(func.count()).select_from(table)
-                if where is not None:
-                    count = count.where(where)
-                total = conn.execute(count).scalar_one()
+        limit, offset = params.per_page, (params.page - 1) * params.per_page
+        total = -1
+        if where is None and not order:  # the common page: statements compiled once per schema
+            page, count_all = self.queries.page(table, plan, c.is_view)
+            with self.db.read_rows(snapshot=not params.skip_total) as reader:
+                rows = reader.all(page, {"limit": limit, "offset": offset})
+                if not params.skip_total:
+                    total = reader.scalar(count_all)
+        else:
+            stmt = self.queries.columns(table, plan)
+            if where is not None:
+                stmt = stmt.where(where)
+            if not c.is_view:  # insertion order by default, and as the tie-breaker of any sort
+                order = [*order, rowid_column(table, self.db.dialect)]
+            stmt = stmt.order_by(*order).limit(limit).offset(offset)
+            with self.db.read() as conn:
+                rows = conn.execute(stmt).all()
+                if not params.skip_total:
+                    count = select(func.count()).select_from(table)
+                    if where is not None:
+                        count = count.where(where)
+                    total = conn.execute(count).scalar_one()
         items = [row_to_json(plan, row, show_email) for row in rows]
         pages = -1 if params.skip_total else (total + params.per_page - 1) // params.per_page
         return ListResult(items, params.page, params.per_page, total, pages)
@@ -160,12 +170,15 @@ class RecordService:
         self._check_null_rule(c, rule_name, info)
         table = self.table(c)
         plan = output_plan(c, info.is_superuser)
-        stmt = select(*[table.c[name] for name in plan.columns]).where(table.c.id == record_id)
+        by_id = self.queries.by_id(table, plan)
         rule = self._cond(c, table, c.rules.get(rule_name), info)
-        if rule is not None:
-            stmt = stmt.where(rule)
-        with self.db.read() as conn:
-            row = conn.execute(stmt).first()
+        row: Any
+        if rule is None:
+            with self.db.read_rows() as reader:
+                row = reader.first(by_id, {"record_id": record_id})
+        else:
+            with self.db.read() as conn:
+                row = conn.execute(by_id.stmt.where(rule), {"record_id": record_id}).first()
         if row is None:
             raise NotFoundError()
         return row_to_json(plan, row, self._email_visibility(c, info))
