@@ -159,9 +159,11 @@ class SettingsStore:
             with self.db.read() as conn:
                 row = conn.execute(select(self.table.c.value).where(self.table.c.id == self.KEY)).first()
             stored = orjson.loads(row[0]) if row and row[0] else {}
-            cached = merge(DEFAULTS, stored)
+            # the environment is read when the cache fills, not on every call: every request
+            # reads the settings, and scanning os.environ would cost more than the request
+            cached = _env_overrides(merge(DEFAULTS, stored))
             self._cache = cached
-        return _env_overrides(cached)
+        return cached
 
     def invalidate(self) -> None:
         self._cache = None
