@@ -100,6 +100,9 @@ def client_ip(request: Request) -> str:
     """PocketBase's RealIP: the configured ``trustedProxy.headers`` first (the last header value,
     its rightmost valid IP unless ``useLeftmostIP``), else the socket's peer address. Proxy headers
     are ignored unless configured, so a client cannot choose its own address."""
+    ip = request.scope.get("kb_client_ip")  # worked out once per request by api.rate_limits
+    if isinstance(ip, str):
+        return ip
     return real_ip(request.scope, app_of(request).settings.get())
 
 
