@@ -3,9 +3,12 @@
 Record changes arrive through the after-commit hooks (``record_after_*``; they run on whichever
 thread committed) and schema changes through ``collection_after_change``. Both go to the
 broker, which brings every node's messages back to each node's event loop, where one dispatcher
-task handles them in order: the access checks for one event run in a worker thread, then the
-frames are queued on the clients. Background tasks (dispatcher, housekeeping, the broker's
-connections) run under a :class:`Supervisor` that logs and restarts them.
+task handles them in order, taking whatever has piled up at once: each event's access checks are
+decided per distinct viewer (``access``), on the loop when no query is needed, otherwise in one
+worker-thread hop for the whole batch; then each event is encoded once per viewer and queued on
+the clients, which write all they have queued in one go (``outbox``). Background tasks
+(dispatcher, housekeeping, the broker's connections) run under a :class:`Supervisor` that logs
+and restarts them.
 
 The stored auth of a client follows its record: an update with a new ``tokenKey`` (password or
 email change) or a delete drops it (the client continues as a guest, like PocketBase), any
@@ -31,16 +34,18 @@ from ..core.types import AuthInfo
 from ..store.models import Collection
 from ..store.record_input import row_values
 from ..store.records import RecordService
-from .access import Project, Viewer, render, stored_values
+from .access import EventRender, Project, Viewer, ViewerKey, finish, prepare, stored_values
 from .broker import Broker, Message
-from .sse import PING, frame
-from .subscriptions import Client, ClientRegistry
+from .sse import PING, frame, frame_tail
+from .subscriptions import Client, ClientRegistry, Subscription
 from .supervisor import Supervisor
 
 log = logging.getLogger("keepbase.realtime")
 
 VerifyToken = Callable[[str], AuthInfo | None]
+Targets = list[tuple[Client, Subscription, ViewerKey]]  # who an event may reach, as which viewer
 _MAX_WRITE = 64 * 1024  # bytes coalesced into one write of an SSE stream
+_MAX_BATCH = 64  # broker messages the dispatcher takes at once
 
 
 @dataclass(frozen=True)
@@ -137,41 +142,81 @@ class Realtime:
         assert self._inbox is not None
         inbox = self._inbox
         while True:
-            message = await inbox.get()
+            batch = [await inbox.get()]
+            while len(batch) < _MAX_BATCH and not inbox.empty():
+                batch.append(inbox.get_nowait())
             try:
-                await self._handle(message)
+                await self._handle_batch(batch)
             except Exception:
-                log.exception("realtime: failed to dispatch %s message", message.get("type"))
+                log.exception("realtime: failed to dispatch %d messages", len(batch))
 
-    async def _handle(self, message: Message) -> None:
-        if message.get("type") == "collections":
-            await self._thread(self.collections.refresh)
-            return
-        if message.get("type") != "record":
-            return
+    async def _handle_batch(self, batch: list[Message]) -> None:
+        """Handle messages in order; the access checks of consecutive record events share one thread hop."""
+        ready: list[tuple[EventRender, Targets]] = []
+        for message in batch:
+            kind = message.get("type")
+            try:
+                if kind == "collections":
+                    await self._flush(ready)
+                    await self._thread(self.collections.refresh)
+                elif kind == "record":
+                    if self.collections.find(str(message.get("collection", ""))) is None or message.get("ref"):
+                        await self._flush(ready)  # needs the database before the event can be read
+                    event = await self._prepare(message)
+                    if event is not None:
+                        ready.append(event)
+            except Exception:
+                log.exception("realtime: failed to dispatch %s message", kind)
+        await self._flush(ready)
+
+    async def _prepare(self, message: Message) -> tuple[EventRender, Targets] | None:
+        """The event's subscriptions, with every access check decided that needs no query."""
         c = self.collections.find(str(message.get("collection", "")))
         if c is None:  # created on another node a moment ago
             await self._thread(self.collections.refresh)
             c = self.collections.find(str(message.get("collection", "")))
             if c is None:
-                return
+                return None
         action = str(message.get("action", ""))
         values: dict[str, Any] | None = message.get("record")
         if message.get("ref"):
             values = await self._thread(self._load, c, str(message.get("id", "")))
         if not values:
-            return
+            return None
         record_id = str(values.get("id", ""))
         if c.is_auth:
             self._follow_auth(c, action, values)
         targets = self.clients.targets((c.name, c.id), record_id)
         if not targets:
-            return
+            return None
+        # the viewers are taken now: a later event (_follow_auth) or a subscribe call may change a client's auth
         viewers = [Viewer(client.auth, sub) for client, sub in targets]
-        payloads = await self._thread(render, self.records, c, action, values, viewers, self.project)
-        for (client, sub), viewer in zip(targets, viewers, strict=True):
-            data = payloads.get(viewer.key)
-            if data is not None and client.push(frame(client.id, sub.raw, data)):
+        event = prepare(c, action, values, viewers, self.project)
+        return event, [(client, sub, viewer.key) for (client, sub), viewer in zip(targets, viewers, strict=True)]
+
+    async def _flush(self, ready: list[tuple[EventRender, Targets]]) -> None:
+        """Finish the access checks of ``ready`` (one thread hop, if any needs a query), then queue the frames."""
+        if not ready:
+            return
+        events = [event for event, _ in ready]
+        if any(event.pending for event in events):
+            await self._thread(finish, self.records, events, self.project)
+        for event, targets in ready:
+            self._push(event, targets)
+        ready.clear()
+
+    def _push(self, event: EventRender, targets: Targets) -> None:
+        tails: dict[tuple[str, int], bytes] = {}  # one frame tail per (event name, payload)
+        payloads = event.out
+        for client, sub, key in targets:
+            data = payloads.get(key)
+            if data is None:
+                continue
+            tail_key = (sub.raw, id(data))
+            tail = tails.get(tail_key)
+            if tail is None:
+                tail = tails[tail_key] = frame_tail(sub.raw, data)
+            if client.push(client.head + tail):
                 self.delivered += 1
 
     def _load(self, c: Collection, record_id: str) -> dict[str, Any] | None:
@@ -242,38 +287,28 @@ class Realtime:
     async def pump(self, client: Client, write: Callable[[bytes], Awaitable[None]]) -> None:
         """Write the client's queued frames until it is dropped, idles out or reaches its lifetime."""
         s = self.settings
-        started = last_message = last_write = time.monotonic()
-        queue = client.queue
+        clock = asyncio.get_running_loop().time
+        started = last_message = last_write = clock()
+        outbox = client.queue
         while True:
-            now = time.monotonic()
-            idle_left = last_message + s.idle_timeout - now
-            life_left = started + s.max_lifetime - now
-            if idle_left <= 0 or life_left <= 0:
+            deadline = min(last_message + s.idle_timeout, started + s.max_lifetime)
+            if clock() >= deadline:
                 return
-            timeout = min(idle_left, life_left)
             if s.ping_interval > 0:
-                timeout = min(timeout, max(last_write + s.ping_interval - now, 0.0))
-            try:
-                item = await asyncio.wait_for(queue.get(), timeout)
-            except TimeoutError:
-                if s.ping_interval > 0 and time.monotonic() - last_write >= s.ping_interval:
-                    await write(PING)
-                    last_write = time.monotonic()
-                continue
-            if item is None:
+                deadline = min(deadline, last_write + s.ping_interval)
+            await outbox.wait(deadline)
+            if outbox.closed:
                 return
-            # coalesce what is already queued, but only up to a bounded write: a client that does
-            # not read must block us here (and then overflow its queue), not grow our buffers
-            chunks, size = [item], len(item)
-            while not queue.empty() and size < _MAX_WRITE:
-                nxt = queue.get_nowait()
-                if nxt is None:
-                    await write(b"".join(chunks))
-                    return
-                chunks.append(nxt)
-                size += len(nxt)
-            await write(b"".join(chunks) if len(chunks) > 1 else item)
-            last_message = last_write = time.monotonic()
+            # everything queued goes out in one write, but a bounded one: a client that does not
+            # read must block us here (and then overflow its outbox), not grow our buffers
+            chunks = outbox.take(_MAX_WRITE)
+            if not chunks:
+                if s.ping_interval > 0 and clock() - last_write >= s.ping_interval:
+                    await write(PING)
+                    last_write = clock()
+                continue
+            await write(b"".join(chunks) if len(chunks) > 1 else chunks[0])
+            last_message = last_write = clock()
 
 
 @asynccontextmanager

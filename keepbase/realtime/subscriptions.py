@@ -19,6 +19,8 @@ import orjson
 
 from ..core.ids import random_string
 from ..core.types import AuthInfo
+from .outbox import Outbox
+from .sse import frame_head
 
 MAX_SUBSCRIPTIONS = 1000  # per client, as PocketBase
 MAX_TOPIC_LENGTH = 2500
@@ -91,13 +93,17 @@ class Client:
 
     id: str
     ip: str
-    queue: asyncio.Queue[bytes | None]
+    queue: Outbox
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     auth: AuthInfo | None = None
     token: str = ""
     created: float = field(default_factory=time.monotonic)
     dropped: str = ""  # why the server dropped it ("" while alive)
     cancel: Any = None  # anyio CancelScope of the stream, set by the SSE response
+    head: bytes = b""  # the start of every frame sent to this client (see sse.frame_head)
+
+    def __post_init__(self) -> None:
+        self.head = frame_head(self.id)
 
     def push(self, frame: bytes) -> bool:
         """Queue a frame; a client whose queue is full is dropped (never buffer without bound)."""
@@ -114,9 +120,7 @@ class Client:
         if self.dropped:
             return
         self.dropped = reason
-        while not self.queue.empty():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
+        self.queue.close()
         if self.cancel is not None:  # a writer stuck on a full socket is cancelled, not awaited
             self.cancel.cancel()
 
@@ -141,7 +145,7 @@ class ClientRegistry:
     def register(self, ip: str) -> Client:
         if len(self.clients) >= self.max_clients:
             raise TooManyClients()
-        client = Client(random_string(CLIENT_ID_LENGTH), ip, asyncio.Queue(maxsize=self.queue_size))
+        client = Client(random_string(CLIENT_ID_LENGTH), ip, Outbox(self.queue_size))
         self.clients[client.id] = client
         return client
 
@@ -150,6 +154,7 @@ class ClientRegistry:
             del self.clients[client.id]
         if client.dropped:
             self.dropped_total += 1
+        client.queue.close()  # its stream has ended
         self._index(client, {})
 
     def get(self, client_id: str) -> Client | None:
