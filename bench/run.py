@@ -5,7 +5,8 @@ Each server runs alone, pinned to one core (``taskset -c 0``); the load generato
 (``wrk`` with Lua scripts, or an asyncio+httpx fallback) is pinned to the other core.
 Both servers are seeded with the same data through the HTTP API and driven by the
 same workloads; the report gives req/s, p50 and p99 per server and the throughput
-ratio keepbase/PocketBase.
+ratio keepbase/PocketBase, plus the server's CPU time per request (user + system, read
+from /proc), which stays meaningful when other processes compete for the cores.
 
 Run ``python3 bench/run.py --help`` for the options; see bench/README.md.
 """
@@ -65,6 +66,7 @@ class Measurement:
     errors: int  # non-2xx/3xx responses + socket errors
     duration_s: float
     tool: str
+    server_cpu_us_per_req: float | None = None  # server CPU time (user + system) / requests
 
 
 @dataclass
@@ -185,15 +187,7 @@ class Server:
         if self.proc is None:
             return None
         total = 0
-        pids = [self.proc.pid]
-        try:
-            children = subprocess.run(
-                ["pgrep", "-s", str(self.proc.pid)], capture_output=True, text=True, timeout=5
-            )
-            pids = [int(p) for p in children.stdout.split()] or pids
-        except (OSError, subprocess.SubprocessError, ValueError):
-            pass
-        for pid in pids:
+        for pid in self._session_pids():
             try:
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmRSS:"):
@@ -201,6 +195,28 @@ class Server:
             except (OSError, ValueError):
                 continue
         return round(total / 1024, 1) if total else None
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) used so far by the server's processes (Linux /proc)."""
+        if self.proc is None:
+            return None
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for pid in self._session_pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            except (OSError, ValueError, IndexError):
+                continue
+        return total or None
+
+    def _session_pids(self) -> list[int]:
+        assert self.proc is not None
+        try:
+            out = subprocess.run(["pgrep", "-s", str(self.proc.pid)], capture_output=True, text=True, timeout=5)
+            return [int(p) for p in out.stdout.split()] or [self.proc.pid]
+        except (OSError, subprocess.SubprocessError, ValueError):
+            return [self.proc.pid]
 
     def stop(self) -> None:
         proc = self.proc
@@ -568,6 +584,7 @@ def bench_server(name: str, opts: Options, wrk: str | None) -> ServerResult:
                             opts.threads,
                             opts.client_cpu,
                         )
+                    cpu_before = server.cpu_seconds()
                     m = run_wrk(
                         wrk,
                         server.base_url,
@@ -580,11 +597,16 @@ def bench_server(name: str, opts: Options, wrk: str | None) -> ServerResult:
                 else:
                     if opts.warmup > 0:
                         run_httpx(server.base_url, wl, opts.warmup, opts.connections, opts.client_cpu, ids)
+                    cpu_before = server.cpu_seconds()
                     m = run_httpx(server.base_url, wl, opts.duration, opts.connections, opts.client_cpu, ids)
+                cpu_after = server.cpu_seconds()
+                if cpu_before is not None and cpu_after is not None and m.requests > 0:
+                    m.server_cpu_us_per_req = round((cpu_after - cpu_before) * 1e6 / m.requests, 1)
                 result.workloads[wl_name] = m
                 err = f"  ERRORS: {m.errors}" if m.errors else ""
                 print(
-                    f"  {wl_name:<7} {m.requests_per_sec:>10.1f} req/s   p50 {m.p50_ms:>8.2f} ms   p99 {m.p99_ms:>8.2f} ms{err}",
+                    f"  {wl_name:<7} {m.requests_per_sec:>10.1f} req/s   p50 {m.p50_ms:>8.2f} ms   p99 {m.p99_ms:>8.2f} ms"
+                    f"   cpu {_fmt(m.server_cpu_us_per_req, '.0f')} us/req{err}",
                     flush=True,
                 )
                 if server.proc is not None and server.proc.poll() is not None:
@@ -626,15 +648,25 @@ def report(results: dict[str, ServerResult], workloads: list[str]) -> dict[str, 
             "p99_ratio": None
             if m_pb is None or m_kb is None or m_pb.p99_ms == 0
             else round(m_kb.p99_ms / m_pb.p99_ms, 4),
+            # PocketBase's CPU per request / keepbase's: like the throughput ratio, above 1 is better
+            "cpu_efficiency_ratio": None
+            if m_pb is None or m_kb is None or not m_pb.server_cpu_us_per_req or not m_kb.server_cpu_us_per_req
+            else round(m_pb.server_cpu_us_per_req / m_kb.server_cpu_us_per_req, 4),
         }
         print(f"\n{wl}")
-        print(f"  {'server':<12}{'req/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'errors':>9}")
+        print(f"  {'server':<12}{'req/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'errors':>9}{'cpu us/req':>12}")
         for label, m in (("pocketbase", m_pb), ("keepbase", m_kb)):
             if m is None:
                 continue
-            print(f"  {label:<12}{m.requests_per_sec:>12.1f}{m.p50_ms:>10.2f}{m.p99_ms:>10.2f}{m.errors:>9}")
+            print(
+                f"  {label:<12}{m.requests_per_sec:>12.1f}{m.p50_ms:>10.2f}{m.p99_ms:>10.2f}{m.errors:>9}"
+                f"{_fmt(m.server_cpu_us_per_req, '.0f'):>12}"
+            )
         if ratio is not None:
             print(f"  keepbase/PocketBase throughput: {ratio:.3f}x")
+        efficiency = ratios[wl]["cpu_efficiency_ratio"]
+        if efficiency is not None:
+            print(f"  keepbase/PocketBase CPU efficiency (their CPU per request / ours): {efficiency:.3f}x")
     print("=" * 78)
     return ratios
 
