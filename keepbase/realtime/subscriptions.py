@@ -137,6 +137,9 @@ class ClientRegistry:
         self.queue_size = queue_size
         self.clients: dict[str, Client] = {}
         self._by_collection: dict[str, set[Client]] = {}
+        # per collection keys: its (client, subscription) pairs, and whether any names one record;
+        # cleared whenever a subscription set changes
+        self._pairs: dict[tuple[str, ...], tuple[list[tuple[Client, Subscription]], bool]] = {}
         self.dropped_total = 0
 
     def __len__(self) -> int:
@@ -166,6 +169,7 @@ class ClientRegistry:
         client.subscriptions = subs
 
     def _index(self, client: Client, new: dict[str, Subscription]) -> None:
+        self._pairs.clear()
         for sub in client.subscriptions.values():
             if sub.collection:
                 members = self._by_collection.get(sub.collection)
@@ -179,17 +183,24 @@ class ClientRegistry:
 
     def targets(self, keys: tuple[str, ...], record_id: str) -> list[tuple[Client, Subscription]]:
         """(client, subscription) pairs a record event of a collection known by ``keys`` may reach."""
-        out: list[tuple[Client, Subscription]] = []
+        cached = self._pairs.get(keys)
+        if cached is None:
+            cached = self._pairs[keys] = self._collect(keys)
+        pairs, by_record = cached
+        if by_record:
+            return [(c, sub) for c, sub in pairs if not c.dropped and sub.record_id in ("", record_id)]
+        return [(c, sub) for c, sub in pairs if not c.dropped]
+
+    def _collect(self, keys: tuple[str, ...]) -> tuple[list[tuple[Client, Subscription]], bool]:
+        pairs: list[tuple[Client, Subscription]] = []
         seen: set[Client] = set()
         for key in keys:
             for client in self._by_collection.get(key, ()):
-                if client in seen or client.dropped:
+                if client in seen:
                     continue
                 seen.add(client)
-                for sub in client.subscriptions.values():
-                    if sub.collection in keys and sub.record_id in ("", record_id):
-                        out.append((client, sub))
-        return out
+                pairs.extend((client, sub) for sub in client.subscriptions.values() if sub.collection in keys)
+        return pairs, any(sub.record_id for _, sub in pairs)
 
     def with_auth_record(self, collection_id: str, record_id: str) -> list[Client]:
         return [c for c in self.clients.values()
