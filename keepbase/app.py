@@ -90,6 +90,12 @@ class App:
 
         self.audit = AuditLog(self.db)
         self.audit.bootstrap()
+        from .store.logs import LogStore
+
+        # request logs: the _logs table (SQLite: in <dir>/auxiliary.db), written in batches
+        self.logs = LogStore(self.db, None if config.db else data_dir / "auxiliary.db", self.settings.get,
+                             timeout_ms=config.statement_timeout_ms)
+        self.logs.bootstrap()
         self.accounts = AccountService(self.db, self.collections, self.settings.get, self.mailer, self.audit,
                                        self.hooks)
         from .store.writer import GroupWriter
@@ -133,6 +139,10 @@ class App:
                                      scheduler=self.scheduler)
         self.backups.sync_schedule()
         self.settings.on_change.append(self.backups.sync_schedule)
+        from .ops import logs as log_retention
+
+        self.scheduler.add(log_retention.JOB_ID, log_retention.SCHEDULE,
+                           lambda: log_retention.delete_expired(self.logs, self.settings.get))
         self.custom_routes: list[Any] = []  # starlette Routes added by ``route()``, see api/custom.py
         from .api.routes import build_asgi
 
@@ -348,6 +358,7 @@ class App:
     def close(self) -> None:
         self.scheduler.stop()
         self.accounts.close()
+        self.logs.close()
         if self.group_writer is not None:
             self.group_writer.stop()
         self.db.dispose()
