@@ -19,6 +19,7 @@ from . import (
     custom,
     files,
     health,
+    logs,
     oauth2,
     otp,
     realtime,
@@ -31,6 +32,7 @@ from . import (
 )
 from .errors import api_error_handler, error_response
 from .rate_limits import RateLimitMiddleware
+from .request_log import RequestLogMiddleware
 
 if TYPE_CHECKING:
     from ..app import App
@@ -105,7 +107,7 @@ async def not_found(request: Request, exc: Exception) -> Response:
 # Each endpoint-group module exposes ``ROUTES``; order matters only where paths overlap
 # (specific paths such as /api/collections/import come before /api/collections/{collection}).
 ROUTE_MODULES = [health, collections, oauth2, records, record_auth, otp, totp, record_account, settings, settings_test, realtime, audit, batch,
-                 backups, files, custom]  # custom: always last
+                 backups, files, logs, custom]  # custom: always last
 
 
 def build_asgi(app: App) -> ASGIApp:
@@ -115,4 +117,4 @@ def build_asgi(app: App) -> ASGIApp:
     star = Starlette(routes=routes, exception_handlers=handlers, lifespan=app.lifespan)
     star.router.redirect_slashes = False
     star.state.keepbase = app
-    return HeadersMiddleware(RateLimitMiddleware(star, app))
+    return HeadersMiddleware(RequestLogMiddleware(RateLimitMiddleware(star, app), app))
