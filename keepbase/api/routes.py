@@ -16,6 +16,7 @@ from . import (
     backups,
     batch,
     collections,
+    crons,
     custom,
     files,
     health,
@@ -107,7 +108,7 @@ async def not_found(request: Request, exc: Exception) -> Response:
 # Each endpoint-group module exposes ``ROUTES``; order matters only where paths overlap
 # (specific paths such as /api/collections/import come before /api/collections/{collection}).
 ROUTE_MODULES = [health, collections, oauth2, records, record_auth, otp, totp, record_account, settings, settings_test, realtime, audit, batch,
-                 backups, files, logs, custom]  # custom: always last
+                 backups, files, logs, crons, custom]  # custom: always last
 
 
 def build_asgi(app: App) -> ASGIApp:
