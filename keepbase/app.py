@@ -108,10 +108,16 @@ class App:
         from .auth.totp import TOTPService
         from .security.rate_limiter import MemoryRateLimiter
 
-        # rate limits and OTP/TOTP attempt counters: in-process on SQLite (one node), shared by
-        # every node through the database on PostgreSQL
-        if self.db.is_sqlite:
-            self.rate_limiter: Any = MemoryRateLimiter()
+        # rate limits and OTP/TOTP attempt counters: in Redis when configured, else in-process on
+        # SQLite (one node), shared by every node through the database on PostgreSQL
+        if config.redis_url:
+            from .security.redis_rate_limiter import RedisRateLimiter
+            from .store.instance import redis_namespace
+
+            self.rate_limiter: Any = RedisRateLimiter(config.redis_url,
+                                                      redis_namespace(config, self.db, self.collections.params))
+        elif self.db.is_sqlite:
+            self.rate_limiter = MemoryRateLimiter()
         else:
             from .store.rate_limits import PostgresRateLimiter
 
@@ -361,6 +367,8 @@ class App:
         self.logs.close()
         if self.group_writer is not None:
             self.group_writer.stop()
+        if hasattr(self.rate_limiter, "close"):  # a Redis client
+            self.rate_limiter.close()
         self.db.dispose()
 
 

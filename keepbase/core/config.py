@@ -45,6 +45,12 @@ class Config:
     realtime_ping_interval: int = _opt(
         25, "Seconds between SSE keep-alive comments on an idle realtime stream (0 disables them).")
     realtime_idle_timeout: int = _opt(300, "Seconds without a delivered message before a realtime stream closes.")
+    redis_url: str = _opt(
+        "", "Redis URL (redis://, rediss:// or unix://): carries realtime events between nodes and holds the "
+        "rate-limit counters, instead of PostgreSQL (or process memory on SQLite). Empty: no Redis.")
+    redis_prefix: str = _opt(
+        "keepbase", "Prefix of keepbase's Redis channel and keys; the database's own id follows it, so "
+        "deployments on different databases never share events or counters.")
 
     @property
     def host(self) -> str:
@@ -96,6 +102,9 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError(f"invalid value for sqlite_sync: {cfg.sqlite_sync!r}, expected full or normal")
     if cfg.db and not cfg.db.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
         raise ConfigError(f"invalid value for db ({env_name('db')}): only postgresql:// URLs are supported")
+    if cfg.redis_url and not cfg.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"invalid value for redis_url ({env_name('redis_url')}): expected a redis://, "
+                          "rediss:// or unix:// URL")
     return cfg
 
 

@@ -1,4 +1,5 @@
-"""Build the realtime service for a Config: in-memory broker on SQLite, LISTEN/NOTIFY on PostgreSQL."""
+"""Build the realtime service for a Config: Redis pub/sub when a Redis URL is set, else LISTEN/NOTIFY on
+PostgreSQL, else (SQLite) an in-memory broker."""
 
 from __future__ import annotations
 
@@ -17,7 +18,12 @@ from .service import Realtime, RealtimeSettings, VerifyToken
 def build_realtime(config: Config, records: RecordService, hooks: Hooks, *, verify_token: VerifyToken | None = None,
                    project: Project | None = None) -> Realtime:
     broker: Broker
-    if config.db:
+    if config.redis_url:
+        from ..store.instance import redis_namespace
+        from .redis_broker import RedisBroker
+
+        broker = RedisBroker(config.redis_url, redis_namespace(config, records.db, records.collections.params))
+    elif config.db:
         from .pg_broker import PostgresBroker
 
         broker = PostgresBroker(config.db, notify_now=notify_with(records.db.writer))
