@@ -107,8 +107,10 @@ async def not_found(request: Request, exc: Exception) -> Response:
 
 # Each endpoint-group module exposes ``ROUTES``; order matters only where paths overlap
 # (specific paths such as /api/collections/import come before /api/collections/{collection}).
-ROUTE_MODULES = [health, collections, oauth2, records, record_auth, otp, totp, record_account, settings, settings_test, realtime, audit, batch,
-                 backups, files, logs, crons, custom]  # custom: always last
+# Starlette tries routes in order, so the hottest come first: records (no other path has
+# their shape) and health.
+ROUTE_MODULES = [records, health, collections, oauth2, record_auth, otp, totp, record_account, settings, settings_test, realtime, audit,
+                 batch, backups, files, logs, crons, custom]  # custom: always last
 
 
 def build_asgi(app: App) -> ASGIApp:
