@@ -150,9 +150,10 @@ class App:
         self.scheduler.add(log_retention.JOB_ID, log_retention.SCHEDULE,
                            lambda: log_retention.delete_expired(self.logs, self.settings.get))
         self.custom_routes: list[Any] = []  # starlette Routes added by ``route()``, see api/custom.py
+        from .admin import with_dashboard
         from .api.routes import build_asgi
 
-        self.asgi = build_asgi(self)
+        self.asgi = with_dashboard(build_asgi(self))  # the admin dashboard at /_/, the API behind it
 
     # --- services used by the HTTP layer and the CLI ---
     def auth_from_token(self, header: str) -> AuthInfo | None:

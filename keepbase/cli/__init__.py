@@ -58,7 +58,7 @@ def serve(http: str | None, sqlite_sync: str | None, dev: bool | None, hooks_dir
             raise click.ClickException(f"cannot load hooks: {exc}") from exc
         click.echo(f"hooks: {', '.join(names) or 'none'} from {hooks_dir}")
     base = f"http://{cfg.http}"
-    click.echo(f"keepbase server started at {base}\n└─ REST API:  {base}/api/  (the admin dashboard is not part of this release)")
+    click.echo(f"keepbase server started at {base}\n├─ REST API:  {base}/api/\n└─ Dashboard: {base}/_/")
     click.echo(f"storage: {'PostgreSQL' if cfg.is_postgres else 'SQLite in ' + cfg.dir}")
     try:
         uvicorn.run(app.asgi, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
