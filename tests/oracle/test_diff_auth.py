@@ -258,11 +258,12 @@ scenario("superuser_routes_backups", [
     auth_collection("dau_acl3"),
     user("dau_acl3", "acl3@example.com"),
     login("dau_acl3", "acl3@example.com", status_only=True),
-    *[s for path in ["/api/backups"]
-      for s in (Step("GET", path, auth=GUEST, label=f"GET {path} as guest"),
-                as_user("GET", path, label=f"GET {path} as user"))],
-], xfail={"*": "keepbase bug/gap: GET /api/backups answers 404 'File not found.' to guests and users; "
-                "PocketBase answers 401 / 403 (superuser-only routes)"})
+    *[s for method, path in [("GET", "/api/backups"), ("POST", "/api/backups"), ("POST", "/api/backups/upload"),
+                             ("GET", "/api/backups/x.zip"), ("DELETE", "/api/backups/x.zip"),
+                             ("POST", "/api/backups/x.zip/restore")]
+      for s in (Step(method, path, auth=GUEST, label=f"{method} {path} as guest"),
+                as_user(method, path, label=f"{method} {path} as user"))],
+])
 
 SCENARIO_IDS = [s.name for s in SCENARIOS]
 
