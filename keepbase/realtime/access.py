@@ -10,8 +10,8 @@ needs no query: superusers, an empty rule, a ``null`` rule (superusers only), no
 :func:`finish` (blocking: run it in a worker thread) settles the rest of a batch of events over
 one connection. There the event's record (its committed column values) becomes a one-row CTE
 named apart from the real table (rules may join it), and one SELECT over it evaluates the rule of
-every pending viewer at once, one ``CASE WHEN rule`` column each (plus ``manageRule`` for the
-email of auth records). Deletes work the same way (the row is gone, the CTE is not), so every
+every pending viewer at once, one column each holding the rule's value (plus ``manageRule`` for
+the email of auth records). Deletes work the same way (the row is gone, the CTE is not), so every
 action is checked against the record exactly as it was committed. If that combined statement
 fails, each viewer is checked alone, so one failing rule denies only its own viewers.
 """
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import case, literal, literal_column, select
+from sqlalchemy import literal, literal_column, select
 
 from ..core.types import AuthInfo, RequestInfo
 from ..store.models import Collection
@@ -177,7 +177,7 @@ def _finish_event(records: RecordService, conn: Any, ev: EventRender, project: P
                     with records.db.read() as alone:
                         row = _evaluate(alone, cte, names, [(check, cond, manage)])
                     allowed, managed = row[len(names)], row[len(names) + 1]
-                if not allowed:
+                if allowed is not True and allowed != 1:  # false, NULL: denied
                     continue
                 ev.out[check.viewer.key] = _payload(records, ev, check, tuple(row[index[n]] for n in check.plan.columns),
                                                     bool(managed), project)
@@ -190,9 +190,10 @@ def _evaluate(conn: Any, cte: Any, names: list[str], chunk: list[tuple[_Check, A
     """One row: the record's columns, then (allowed, manage) for each viewer of ``chunk``."""
     columns: list[Any] = [cte.c[n] for n in names]
     for _, cond, manage in chunk:
-        # CASE WHEN rule: NULL (unknown) is a denial, as in a WHERE clause
-        columns.append(literal_column("1") if cond is None else case((cond, 1), else_=0))
-        columns.append(literal_column("0") if manage is None else case((manage, 1), else_=0))
+        # the rule itself as a column: only a true value admits; false and NULL (unknown) deny,
+        # as in a WHERE clause
+        columns.append(literal_column("1") if cond is None else cond)
+        columns.append(literal_column("0") if manage is None else manage)
     return conn.execute(select(*columns).select_from(cte)).one()
 
 
