@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Text, and_, case, exists, false, func, literal, not_, or_, select, true, type_coerce
@@ -48,9 +49,16 @@ _KEYWORDS: dict[str, Callable[[], Operand]] = {
 }
 
 
+@lru_cache(maxsize=1024)
+def parse_cached(source: str) -> Chain:
+    """``parse``, remembered: the same rules and filters come back on every request, parsing
+    costs more than the query they guard, and the AST is immutable. Errors are not kept."""
+    return parse(source)
+
+
 def compile_filter(source: str, resolver: Resolver, *, now: datetime | None = None) -> ColumnElement[bool]:
     """Parse ``source`` and compile it against ``resolver``; raises ``FilterError``."""
-    return Compiler(resolver, now=now).compile(parse(source))
+    return Compiler(resolver, now=now).compile(parse_cached(source))
 
 
 class Compiler:

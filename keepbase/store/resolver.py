@@ -29,13 +29,14 @@ from sqlalchemy.sql.selectable import FromClause
 
 from keepbase.core.errors import ForbiddenError
 from keepbase.core.types import RequestInfo
-from keepbase.rules.compiler import Compiler
+from keepbase.rules.ast import Call, Chain, Identifier
+from keepbase.rules.compiler import Compiler, parse_cached
 from keepbase.rules.errors import FilterError
 from keepbase.rules.joins import JoinSet, json_array_length, json_elements, json_path
 from keepbase.rules.lexer import IDENT_RE as _IDENT_RE
 from keepbase.rules.limits import MAX_RELATION_DEPTH
 from keepbase.rules.macros import is_macro
-from keepbase.rules.parser import parse, parse_sort
+from keepbase.rules.parser import parse_sort
 from keepbase.rules.pgtypes import json_text
 from keepbase.rules.request_values import body_items, body_value, go_json
 from keepbase.rules.resolver import Dialect, Operand, constant_int, null_operand, static_value
@@ -171,7 +172,7 @@ class CollectionResolver:
         if rule.strip() == "":
             return None
         sub = CollectionResolver(collection, alias, self.info, self.lookup, self.dialect, is_rule=True)
-        expr = sub.finalize(Compiler(sub).compile(parse(rule)))
+        expr = sub.finalize(Compiler(sub).compile(parse_cached(rule)))
         return or_(alias.c.id == literal(""), expr).self_group()
 
     def _check_access(self, collection: Collection, field: Field) -> None:
@@ -357,7 +358,7 @@ class CollectionResolver:
             if field is None:
                 raise FilterError(f'unknown field "{name}"')
             expr = Compiler(self).compile(
-                parse(f"@request.body.{name}:isset = true && @request.body.{name} != {name}")
+                parse_cached(f"@request.body.{name}:isset = true && @request.body.{name} != {name}")
             )
             return Operand(case((expr, 1), else_=0), "int", None, known_non_empty=True)
         is_number = field is not None and field.type == "number"
@@ -431,7 +432,50 @@ def build_filter(
             if prefix in expression:
                 raise ForbiddenError(f"Only superusers can filter by {prefix}")
     resolver = CollectionResolver(collection, table, info, lookup, dialect, is_rule=is_rule)
-    return resolver.finalize(Compiler(resolver).compile(parse(expression)))
+    chain = parse_cached(expression)
+    key = (id(table), expression, resolver.full_access, dialect)
+    shareable = isinstance(table, Table) and _own_fields_only(chain)
+    if shareable:
+        hit = _SHARED.get(key)
+        if hit is not None and hit[0] is table:
+            return hit[1]
+    expr = resolver.finalize(Compiler(resolver).compile(chain))
+    if shareable:
+        if len(_SHARED) > MAX_SHARED:
+            _SHARED.clear()
+            _SHARED_IDS.clear()
+        _SHARED[key] = (table, expr)
+        _SHARED_IDS[id(expr)] = expr
+    return expr
+
+
+# Compiled conditions that depend on nothing but the collection's own table: rules and filters
+# naming only its fields and literals (no ``@request``/``@collection``/macros, no relation paths
+# into other collections, no functions). Kept per (Table, expression, access): the Table is
+# rebuilt when the schema changes, so a hit is always current. Reusing the very same expression
+# also lets callers cache the statements built from it (``is_shared_condition``).
+MAX_SHARED = 2048
+_SHARED: dict[tuple[int, str, bool, str], tuple[Table, ColumnElement[bool]]] = {}
+_SHARED_IDS: dict[int, ColumnElement[bool]] = {}
+
+
+def _own_fields_only(chain: Chain) -> bool:
+    for item in chain.items:
+        if isinstance(item, Chain):
+            if not _own_fields_only(item):
+                return False
+            continue
+        for side in (item.left, item.right):
+            if isinstance(side, Call):
+                return False
+            if isinstance(side, Identifier) and ("." in side.name or side.name.startswith("@")):
+                return False
+    return True
+
+
+def is_shared_condition(expr: ColumnElement[bool]) -> bool:
+    """Whether ``build_filter`` keeps ``expr`` and returns the same object again."""
+    return _SHARED_IDS.get(id(expr)) is expr
 
 
 def build_sort(
