@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import Table, and_, bindparam, func, select, true
 
 from .db import CompiledRead, Database
 from .record_output import OutputPlan
@@ -53,14 +53,33 @@ class RecordQueries:
             q = self._put("by_id", table, plan, self.db.compile_read(stmt))
         return q
 
-    def page(self, table: Table, plan: OutputPlan, is_view: bool) -> tuple[CompiledRead, CompiledRead]:
-        """(one page in insertion order, parameters ``limit`` and ``offset``; the row count)."""
-        qs: tuple[CompiledRead, CompiledRead] | None = self._get("page", table, plan)
-        if qs is None:
-            stmt = self.columns(table, plan)
-            if not is_view:
-                stmt = stmt.order_by(rowid_column(table, self.db.dialect))
-            stmt = stmt.limit(bindparam("limit")).offset(bindparam("offset"))
-            count = select(func.count()).select_from(table)
-            qs = self._put("page", table, plan, (self.db.compile_read(stmt), self.db.compile_read(count)))
+    def by_id_where(self, table: Table, plan: OutputPlan, cond: Any) -> CompiledRead:
+        """One record by id (parameter ``record_id``) that also meets ``cond``, a condition the
+        rule compiler shares between requests (``resolver.is_shared_condition``)."""
+        cached: tuple[Any, CompiledRead] | None = self._get(f"by_id_where:{id(cond)}", table, plan)
+        if cached is not None and cached[0] is cond:
+            return cached[1]
+        q = self.db.compile_read(self.by_id(table, plan).stmt.where(cond))
+        self._put(f"by_id_where:{id(cond)}", table, plan, (cond, q))
+        return q
+
+    def page(self, table: Table, plan: OutputPlan, is_view: bool,
+             conds: tuple[Any, ...] = ()) -> tuple[CompiledRead, CompiledRead]:
+        """(one page in insertion order, parameters ``limit`` and ``offset``; the row count),
+        both restricted by ``conds``: conditions the rule compiler shares between requests."""
+        kind = "page:" + ",".join(str(id(cond)) for cond in conds)
+        cached: tuple[tuple[Any, ...], tuple[CompiledRead, CompiledRead]] | None = self._get(kind, table, plan)
+        if cached is not None and len(cached[0]) == len(conds) and all(
+                a is b for a, b in zip(cached[0], conds, strict=True)):
+            return cached[1]
+        stmt = self.columns(table, plan)
+        count = select(func.count()).select_from(table)
+        if conds:
+            where = and_(true(), *conds)
+            stmt, count = stmt.where(where), count.where(where)
+        if not is_view:
+            stmt = stmt.order_by(rowid_column(table, self.db.dialect))
+        stmt = stmt.limit(bindparam("limit")).offset(bindparam("offset"))
+        qs = (self.db.compile_read(stmt), self.db.compile_read(count))
+        self._put(kind, table, plan, (conds, qs))
         return qs

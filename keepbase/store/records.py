@@ -92,6 +92,14 @@ def rule_body(c: Collection, body: dict[str, Any], values: dict[str, Any], chang
     return out
 
 
+def _shared_condition(cond: ColumnElement[bool]) -> bool:
+    try:
+        from .resolver import is_shared_condition
+    except ImportError:  # as record_rules: without the rule language there is nothing shared
+        return False
+    return is_shared_condition(cond)
+
+
 class RecordService:
     def __init__(self, db: Database, collections: CollectionStore, hooks: Hooks | None = None,
                  storage: Callable[[], Storage] | None = None) -> None:
@@ -141,8 +149,10 @@ class RecordService:
         show_email = self._email_visibility(c, info)
         limit, offset = params.per_page, (params.page - 1) * params.per_page
         total = -1
-        if where is None and not order:  # the common page: statements compiled once per schema
-            page, count_all = self.queries.page(table, plan, c.is_view)
+        if not order and all(_shared_condition(cond) for cond in conds):
+            # the common page (no sort; no condition, or ones that depend on nothing per request):
+            # statements compiled once per schema
+            page, count_all = self.queries.page(table, plan, c.is_view, tuple(conds))
             with self.db.read_rows(snapshot=not params.skip_total) as reader:
                 rows = reader.all(page, {"limit": limit, "offset": offset})
                 if not params.skip_total:
@@ -173,9 +183,10 @@ class RecordService:
         by_id = self.queries.by_id(table, plan)
         rule = self._cond(c, table, c.rules.get(rule_name), info)
         row: Any
-        if rule is None:
+        if rule is None or _shared_condition(rule):  # no condition, or one that depends on nothing per request
+            q = by_id if rule is None else self.queries.by_id_where(table, plan, rule)
             with self.db.read_rows() as reader:
-                row = reader.first(by_id, {"record_id": record_id})
+                row = reader.first(q, {"record_id": record_id})
         else:
             with self.db.read() as conn:
                 row = conn.execute(by_id.stmt.where(rule), {"record_id": record_id}).first()

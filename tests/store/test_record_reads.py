@@ -88,3 +88,37 @@ def test_schema_change_brings_new_statements(app: App) -> None:
     c = app.collections.get("posts")
     assert app.records.find_record_by_id(c, ids[0], GUEST)["extra"] == ""
     assert app.records.list_records(c, ListParams(per_page=1), GUEST).items[0]["extra"] == ""
+
+
+def test_rule_on_own_fields_is_shared_and_still_applies(app: App) -> None:
+    from keepbase.store.resolver import is_shared_condition
+
+    ids = _posts(app)
+    app.collections.update("posts", {"viewRule": "views >= 3 && title != 't4'"})
+    c = app.collections.get("posts")
+    assert app.records.find_record_by_id(c, ids[3], GUEST)["title"] == "t3"
+    for hidden in (ids[0], ids[4]):
+        with pytest.raises(NotFoundError):
+            app.records.find_record_by_id(c, hidden, GUEST)
+    cond = app.records._cond(c, app.records.table(c), c.rules["viewRule"], GUEST)
+    assert cond is not None and is_shared_condition(cond)
+    other = RequestInfo(auth=AuthInfo(c.id, c.name, {"id": ids[0]}))  # a rule without @request: same for all
+    assert app.records._cond(c, app.records.table(c), c.rules["viewRule"], other) is cond
+    app.collections.update("posts", {"viewRule": "@request.auth.id != '' && views >= 3"})
+    c = app.collections.get("posts")
+    per_request = app.records._cond(c, app.records.table(c), c.rules["viewRule"], GUEST)
+    assert per_request is not None and not is_shared_condition(per_request)
+    with pytest.raises(NotFoundError):
+        app.records.find_record_by_id(c, ids[3], GUEST)
+
+
+def test_list_with_shared_rule_and_filter(app: App) -> None:
+    ids = _posts(app)
+    app.collections.update("posts", {"listRule": "views >= 1"})
+    c = app.collections.get("posts")
+    for _ in range(2):  # the second time from the cached statements
+        page = app.records.list_records(c, ListParams(per_page=2, filter="title != 't3'"), GUEST)
+        assert [r["id"] for r in page.items] == [ids[1], ids[2]]
+        assert (page.total_items, page.total_pages) == (3, 2)
+    page = app.records.list_records(c, ListParams(per_page=10), GUEST)
+    assert [r["id"] for r in page.items] == ids[1:]
