@@ -27,6 +27,9 @@ _NUM_RE = re.compile(r"^-?(0|[1-9]\d*)(\.\d*[1-9])?$")
 
 
 def app_of(request: Request) -> App:
+    app = request.scope.get("kb_app")  # set by api.rate_limits: cheaper than Starlette's State lookup
+    if app is not None:
+        return app  # type: ignore[no-any-return]
     return request.app.state.keepbase  # type: ignore[no-any-return]
 
 

@@ -127,6 +127,7 @@ class RateLimitMiddleware:
         settings = self.kb.settings.get()
         ip = client_ip(scope, settings)
         scope["kb_client_ip"] = ip
+        scope["kb_app"] = self.kb  # read by api.deps.app_of
         limits = settings.get("rateLimits") or {}
         if limits != self._rules_seen:  # as PocketBase: new settings start from fresh counters
             # The counters' keys carry a digest of the rules instead of a reset, so nodes sharing
