@@ -159,7 +159,7 @@ async def build_world(client: httpx.AsyncClient, su: dict[str, str], rules: list
     w.tokens = {"guest": "", "su": su["Authorization"]}
     for key in ("u1", "u2"):
         w.user_ids[key], w.tokens[key] = await user(client, f"{key}@example.com", NAMES[key])
-    r = await client.patch("/api/settings", headers=su, json={"batch": {"enabled": True, "maxRequests": 500}})
+    r = await client.patch("/api/settings", headers=su, json={"batch": {"enabled": True, "maxRequests": 500, "timeout": 60}})
     assert r.status_code == 200, r.text
 
     hubs = await make_collection(client, su, name="hubs", **OPEN, fields=[
