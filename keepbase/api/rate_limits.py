@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,10 +30,15 @@ import anyio.to_thread
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..core.errors import TooManyRequestsError
+from ..core.errors import ServiceUnavailableError, TooManyRequestsError
 from ..core.types import AuthInfo
+from ..security.rate_limiter import MemoryRateLimiter
 from .client_ip import client_ip, ip_in
 from .errors import error_response
+
+log = logging.getLogger("keepbase.ratelimits")
+#: seconds a client is asked to wait when the counters' store (Redis, PostgreSQL) is unreachable
+UNAVAILABLE_RETRY = 5
 
 if TYPE_CHECKING:
     from ..app import App
@@ -134,17 +140,25 @@ class RateLimitMiddleware:
             # one counter store (PostgreSQL) agree without wiping each other's counts.
             self._rules_seen = copy.deepcopy(limits)
             self._generation = hashlib.sha256(orjson.dumps(limits, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
-            if self.kb.db.is_sqlite:  # in-process counters: drop the old generation's keys
+            if isinstance(self.kb.rate_limiter, MemoryRateLimiter):  # in-process: drop the old generation
                 self.kb.rate_limiter.reset("rl:")
         if limits.get("enabled") and ip and not ip_in(ip, list(limits.get("excludedIPs") or [])):
-            if await self._settings_limited(scope, limits, ip):
+            try:
+                limited = await self._settings_limited(scope, limits, ip)
+            except LimiterUnavailable:
+                await _unavailable(scope, receive, send)
+                return
+            if limited:
                 await error_response(TooManyRequestsError())(scope, receive, send)
                 return
         m = _BRUTE_RE.match(scope["path"]) if scope["method"] == "POST" else None
         if m is None:
             await self.app(scope, receive, send)
             return
-        await self._guarded(scope, receive, send, m.group(1), BRUTE_FORCE[m.group(2)], m.group(2), ip)
+        try:
+            await self._guarded(scope, receive, send, m.group(1), BRUTE_FORCE[m.group(2)], m.group(2), ip)
+        except LimiterUnavailable:
+            await _unavailable(scope, receive, send)
 
     # --- settings rules ---
     async def _auth(self, scope: Scope) -> AuthInfo | None:
@@ -180,7 +194,8 @@ class RateLimitMiddleware:
         if rule is None:
             return False
         key = (counter_id or str(rule.get("label", ""))) + str(rule.get("audience", ""))
-        return bool(self.kb.rate_limiter.consume(f"rl:{self._generation}:{key}:{ip}", int(rule["maxRequests"]), int(rule["duration"])))
+        return bool(_consume(self.kb.rate_limiter, f"rl:{self._generation}:{key}:{ip}", int(rule["maxRequests"]),
+                             int(rule["duration"])))
 
     # --- brute-force limits ---
     async def _guarded(self, scope: Scope, receive: Receive, send: Send, collection: str,
@@ -194,13 +209,13 @@ class RateLimitMiddleware:
         taken: list[str] = []
         wait = 0
         for key, (max_requests, duration) in keys:
-            wait = limiter.consume(key, max_requests, duration)
+            wait = _consume(limiter, key, max_requests, duration)
             if wait:
                 break
             taken.append(key)
         if wait:
             for key in taken:
-                limiter.release(key)
+                _release(limiter, key)
             response = error_response(TooManyRequestsError())
             response.headers["Retry-After"] = str(wait)
             await response(scope, receive, send)
@@ -218,7 +233,34 @@ class RateLimitMiddleware:
         finally:
             if limit.failures_only and (status == 200 or status == 401):
                 for key in taken:
-                    limiter.release(key)
+                    _release(limiter, key)
+
+
+class LimiterUnavailable(Exception):
+    """The counters could not be read or written (their shared store is down)."""
+
+
+def _consume(limiter: Any, key: str, max_requests: int, duration: int) -> int:
+    """``limiter.consume``; a failing store fails closed (503), never open: brute-force and OTP
+    protection rely on these counters."""
+    try:
+        return int(limiter.consume(key, max_requests, duration))
+    except Exception as exc:
+        log.exception("rate limiter unavailable")
+        raise LimiterUnavailable() from exc
+
+
+def _release(limiter: Any, key: str) -> None:
+    try:
+        limiter.release(key)
+    except Exception:  # the request is answered already; a lost release only counts one attempt more
+        log.exception("rate limiter unavailable (release)")
+
+
+async def _unavailable(scope: Scope, receive: Receive, send: Send) -> None:
+    response = error_response(ServiceUnavailableError())
+    response.headers["Retry-After"] = str(UNAVAILABLE_RETRY)
+    await response(scope, receive, send)
 
 
 async def _buffer(receive: Receive) -> tuple[list[Message], bytes, bool]:

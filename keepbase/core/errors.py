@@ -124,4 +124,11 @@ class TooManyRequestsError(ApiError):
         super().__init__(429, message, {})
 
 
+class ServiceUnavailableError(ApiError):
+    """A dependency the request needs (e.g. the shared rate-limit store) cannot be reached."""
+
+    def __init__(self, message: str = "The service is temporarily unavailable. Try again later.") -> None:
+        super().__init__(503, message, {})
+
+
 REQUIRED = FieldError("validation_required", "Cannot be blank.")

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import secrets
+import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
+from keepbase.app import create_app
+from keepbase.core.config import Config
 from keepbase.security.redis_rate_limiter import RedisRateLimiter
 from tests.redis_server import redis_url  # noqa: F401  (the session fixture)
 
@@ -89,3 +94,24 @@ def test_idle_windows_expire(limiters: tuple[RedisRateLimiter, RedisRateLimiter]
     assert a.consume("k", 5, 30) == 0
     ttl = a.client.ttl(a.prefix + "k")
     assert 0 < int(ttl) <= 30
+
+
+async def test_unreachable_redis_fails_closed_with_503(tmp_path: Path) -> None:
+    """Nothing listens on the Redis port: guarded requests get 503 + Retry-After, never a 500 and
+    never an unlimited pass; requests no limit covers are served."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{s.getsockname()[1]}/0"
+    app = create_app(Config(dir=str(tmp_path / "kb"), redis_url=dead))
+    try:
+        transport = httpx.ASGITransport(app=app.asgi)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kb.test") as client:
+            r = await client.post("/api/collections/users/auth-with-password",
+                                  json={"identity": "a@example.com", "password": "wrong-password"})
+            assert r.status_code == 503, r.text
+            assert r.headers["retry-after"] == "5"
+            assert r.json() == {"data": {}, "message": "The service is temporarily unavailable. Try again later.",
+                                "status": 503}
+            assert (await client.get("/api/health")).status_code == 200
+    finally:
+        app.close()
