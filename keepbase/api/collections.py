@@ -8,8 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..core.errors import REQUIRED, BadRequestError, NotFoundError, ValidationError
-from ..store.collection_validate import FORMAT_ERROR
+from ..core.errors import REQUIRED, BadRequestError, FieldError, NotFoundError, ValidationError
+from ..store.collection_payload import FORMAT_ERROR, FormatError, collection_from_payload
 from ..store.models import Collection
 from .deps import app_of, read_body, require_superuser, run
 from .params import list_params
@@ -110,6 +110,13 @@ async def import_collections(request: Request) -> Response:
         raise ValidationError("An error occurred while validating the submitted data.", {"collections": REQUIRED})
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise BadRequestError("An error occurred while loading the submitted data.")
+    for item in items:  # PocketBase decodes every collection before importing any
+        try:
+            collection_from_payload(item, None, "")
+        except FormatError as exc:
+            raise ValidationError("Failed to import collections.", {"collections": FieldError(
+                "validation_collections_import_failure",
+                f"Failed to import the collections configuration. Raw error:\n{exc.detail}")}) from exc
     app = app_of(request)
     await run(request, app.collections.import_collections, items, bool(body.get("deleteMissing")))
     return no_content()

@@ -16,10 +16,10 @@ from sqlalchemy import Connection, Table, delete, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..core.clock import now_str
-from ..core.errors import BadRequestError, FieldError, NotFoundError, ValidationError, normalize_message
+from ..core.errors import BadRequestError, FieldError, NotFoundError, ValidationError
 from ..core.ids import collection_id
 from . import builtin
-from .collection_validate import RuleValidator, collection_from_payload, validate_collection
+from .collection_validate import RuleValidator, collection_from_payload, raw_message, validate_collection
 from .db import Database, after_commit
 from .migrate import alter_collection_table, create_collection_table, drop_collection_table
 from .models import Collection, Field
@@ -115,10 +115,10 @@ class CollectionStore:
     def _save(self, payload: dict[str, Any], old: Collection | None, fail_message: str) -> Collection:
         with self.db.write() as conn:
             self.refresh(conn)
-            new = collection_from_payload(payload, old, now_str())
             others = [c for c in self._ordered if old is None or c.id != old.id]
+            new = collection_from_payload(payload, old, now_str(), {c.id for c in others})
             try:
-                validate_collection(new, old, others, self.rule_validator)
+                validate_collection(new, old, others, self.rule_validator, fail_message)
             except ValidationError as exc:
                 raise ValidationError(fail_message, exc.data) from exc
             if new.type == "view":
@@ -257,7 +257,7 @@ def _messages(data: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, FieldError):
-            out[key] = normalize_message(value.message)
+            out[key] = raw_message(value)
         elif isinstance(value, dict):
             out[key] = _messages(value)
         else:

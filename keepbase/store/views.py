@@ -45,7 +45,7 @@ def infer_view_fields(conn: Connection, c: Collection, collections: list[Collect
     if not query:
         raise _view_error("empty query")
     if ";" in query:
-        raise _view_error("multiple statements are not allowed")
+        raise _view_error("multiple statements are not supported")
     try:
         with conn.begin_nested():
             # The view query is SQL a superuser wrote (as in PocketBase); nothing from a client.

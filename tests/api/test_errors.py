@@ -27,7 +27,7 @@ ALL_FIELDS: list[dict[str, Any]] = [
     {"name": "mail", "type": "email"},
     {"name": "site", "type": "url"},
     {"name": "day", "type": "date"},
-    {"name": "stamp", "type": "autodate"},
+    {"name": "stamp", "type": "autodate", "onCreate": True},
     {"name": "one", "type": "select", "values": ["a", "b"]},
     {"name": "many", "type": "select", "values": ["a", "b", "c"], "maxSelect": 3},
     {"name": "meta", "type": "json"},

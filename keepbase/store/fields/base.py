@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import decimal
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from ...core.errors import FieldError
+from ...core.errors import REQUIRED, FieldError
 from ..models import Field
 
 COMMON_KEYS = ("hidden", "id", "name", "presentable", "system", "type")
+MAX_SAFE_INT = 2**53 - 1  # PocketBase's upper bound for integer settings
 
 
 class Invalid(Exception):
@@ -44,6 +46,8 @@ class FieldType:
     has_required = True
     has_help = True
     defaults: dict[str, Any] = {}
+    #: how a submitted option is decoded when its default does not tell (see ``option_kind``)
+    kinds: dict[str, str] = {}
 
     # --- collection schema side ---
     def option_defaults(self) -> dict[str, Any]:
@@ -55,8 +59,24 @@ class FieldType:
         out.update(orjson.loads(orjson.dumps(self.defaults)))
         return out
 
-    def check_options(self, f: Field, errors: dict[str, FieldError]) -> None:
-        """Add ``option -> FieldError`` entries for invalid settings."""
+    def option_kind(self, key: str) -> str:
+        """The Go type PocketBase decodes an option into: ``str``, ``int``, ``bool``, ``strlist``,
+        ``number`` (a float or null) or ``date`` (a datetime string, unparseable → "")."""
+        if key in self.kinds:
+            return self.kinds[key]
+        default = self.option_defaults().get(key)
+        if isinstance(default, bool):
+            return "bool"
+        if isinstance(default, int):
+            return "int"
+        if isinstance(default, list):
+            return "strlist"
+        return "str"
+
+    def check_options(self, f: Field, errors: dict[str, Any]) -> None:
+        """Add ``option -> FieldError`` entries for invalid settings (PocketBase's
+        ``ValidateSettings`` for the type; id, name and help are checked for every type by the
+        collection validator)."""
 
     # --- record side ---
     def empty(self, f: Field) -> Any:
@@ -120,3 +140,63 @@ def format_number(n: float | int) -> str:
     if isinstance(n, float) and n.is_integer() and abs(n) < 1e21:
         return str(int(n))
     return str(n)
+
+
+# --------------------------------------------------------------------------- settings rules
+# ozzo-validation's threshold and length rules as PocketBase's field settings use them: a zero
+# value is never checked, and each rule has ozzo's code, wording and params.
+
+
+def go_number(n: float | int) -> str:
+    """An int as Go prints it; a float as ``strconv.FormatFloat(n, 'g', -1, 64)`` writes it
+    (``1e+20``, ``1.5``, ``10``)."""
+    if isinstance(n, int):
+        return str(n)
+    sign, digits, exp = decimal.Decimal(repr(float(n))).normalize().as_tuple()
+    assert isinstance(exp, int)
+    text = "".join(map(str, digits))
+    point = len(text) + exp  # position of the decimal point
+    e = point - 1
+    prefix = "-" if sign else ""
+    if e < -4 or e >= 6:
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        return f"{prefix}{mantissa}e{'-' if e < 0 else '+'}{abs(e):02d}"
+    if point <= 0:
+        return f"{prefix}0.{'0' * -point}{text}"
+    if point >= len(text):
+        return prefix + text + "0" * (point - len(text))
+    return f"{prefix}{text[:point]}.{text[point:]}"
+
+
+def min_rule(value: Any, threshold: float | int) -> FieldError | None:
+    if not value or value >= threshold:
+        return None
+    return FieldError("validation_min_greater_equal_than_required", f"Must be no less than {go_number(threshold)}.",
+                      {"threshold": threshold})
+
+
+def max_rule(value: Any, threshold: float | int) -> FieldError | None:
+    if not value or value <= threshold:
+        return None
+    return FieldError("validation_max_less_equal_than_required", f"Must be no greater than {go_number(threshold)}.",
+                      {"threshold": threshold})
+
+
+def length_rule(value: str, low: int, high: int) -> FieldError | None:
+    n = len(value)
+    if not value or low <= n <= high:
+        return None
+    return FieldError("validation_length_out_of_range", f"The length must be between {low} and {high}.",
+                      {"max": high, "min": low})
+
+
+def first_error(*errors: FieldError | None) -> FieldError | None:
+    """ozzo's rules for one value stop at the first failing rule."""
+    for e in errors:
+        if e is not None:
+            return e
+    return None
+
+
+def required_rule(value: Any) -> FieldError | None:
+    return REQUIRED if not value else None

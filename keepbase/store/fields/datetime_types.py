@@ -25,14 +25,7 @@ class DateType(FieldType):
     name = "date"
     defaults = {"max": "", "min": ""}
 
-    def check_options(self, f: Field, errors: dict[str, FieldError]) -> None:
-        for key in ("min", "max"):
-            v = f.options.get(key, "")
-            if v:
-                try:
-                    f.options[key] = normalize_date(v)
-                except Exception:
-                    errors[key] = FieldError("validation_invalid_date", "Must be a valid date.")
+    kinds = {"max": "date", "min": "date"}
 
     def coerce(self, f: Field, raw: Any, ctx: SaveContext) -> Any:
         return normalize_date(raw)
@@ -70,11 +63,12 @@ class AutodateType(FieldType):
     name = "autodate"
     has_required = False
     has_help = False
-    defaults = {"onCreate": True, "onUpdate": False}
+    defaults = {"onCreate": False, "onUpdate": False}
 
-    def check_options(self, f: Field, errors: dict[str, FieldError]) -> None:
+    def check_options(self, f: Field, errors: dict[str, Any]) -> None:
         if not f.options.get("onCreate") and not f.options.get("onUpdate"):
-            errors["onUpdate"] = FieldError("validation_required", "Cannot be blank.")
+            for key in ("onCreate", "onUpdate"):
+                errors[key] = FieldError("validation_required", "Either onCreate or onUpdate must be enabled.")
 
 
 TYPES = [DateType(), AutodateType()]

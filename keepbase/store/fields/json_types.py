@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from ..models import Field
-from .base import FieldType, SaveContext, invalid
+from .base import MAX_SAFE_INT, FieldType, SaveContext, first_error, invalid, max_rule, min_rule
 
 JSON_MAX_DEFAULT = 1024 * 1024
 
@@ -15,6 +15,12 @@ JSON_MAX_DEFAULT = 1024 * 1024
 class JsonType(FieldType):
     name = "json"
     defaults = {"maxSize": 0}
+
+    def check_options(self, f: Field, errors: dict[str, Any]) -> None:
+        size = f.options.get("maxSize", 0)
+        error = first_error(min_rule(size, 0), max_rule(size, MAX_SAFE_INT))
+        if error is not None:
+            errors["maxSize"] = error
 
     def empty(self, f: Field) -> Any:
         return None

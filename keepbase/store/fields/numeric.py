@@ -7,7 +7,7 @@ from typing import Any
 
 from ...core.errors import FieldError
 from ..models import Field
-from .base import FieldType, SaveContext, invalid
+from .base import FieldType, SaveContext, go_number, invalid
 
 
 def parse_number(raw: Any) -> float:
@@ -34,14 +34,17 @@ class NumberType(FieldType):
     name = "number"
     defaults = {"max": None, "min": None, "onlyInt": False}
 
-    def check_options(self, f: Field, errors: dict[str, FieldError]) -> None:
+    kinds = {"max": "number", "min": "number"}
+
+    def check_options(self, f: Field, errors: dict[str, Any]) -> None:
         mn, mx = f.options.get("min"), f.options.get("max")
+        only_int = bool(f.options.get("onlyInt"))
         for key, v in (("min", mn), ("max", mx)):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
-                errors[key] = FieldError("validation_invalid_value", "Invalid value.")
-        if isinstance(mn, int | float) and isinstance(mx, int | float) and mn > mx:
-            errors["max"] = FieldError("validation_min_greater_equal_than_required",
-                                       f"Must be no less than {mn:g}.", {"threshold": mn})
+            if only_int and v is not None and not float(v).is_integer():
+                errors[key] = FieldError("validation_only_int_constraint", "Decimal numbers are not allowed.")
+        if "max" not in errors and mn is not None and mx is not None and mx < mn:
+            errors["max"] = FieldError("validation_min_number_constraint", f"Must be greater or equal than {go_number(mn)}.",
+                                       {"min": mn})
 
     def empty(self, f: Field) -> Any:
         return 0

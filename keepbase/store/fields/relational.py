@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
 
-from ...core.errors import FieldError
+from ...core.errors import REQUIRED, FieldError
 from ...files import sniff, thumbs
 from ..models import Field
-from .base import FieldType, SaveContext, invalid
+from .base import MAX_SAFE_INT, FieldType, SaveContext, first_error, invalid, max_rule, min_rule
+
+
+def _set(errors: dict[str, Any], key: str, error: FieldError | None) -> None:
+    if error is not None:
+        errors[key] = error
 
 THUMB_RE = r"^(\d+)x(\d+)(t|b|f)?$"
 
@@ -59,12 +65,6 @@ class _MultiBase(FieldType):
         if f.multiple and n > mx:
             raise invalid("validation_too_many_values", f"Select no more than {mx}.", {"maxSelect": mx})
 
-    def check_max_select(self, f: Field, errors: dict[str, FieldError]) -> None:
-        mx = f.options.get("maxSelect", 0)
-        if not isinstance(mx, int) or isinstance(mx, bool) or mx < 0:
-            errors["maxSelect"] = FieldError("validation_min_greater_equal_than_required",
-                                             "Must be no less than 0.", {"threshold": 0})
-
     def to_db(self, f: Field, value: Any) -> Any:
         if f.multiple:
             return orjson.dumps(value).decode()
@@ -80,17 +80,12 @@ class SelectType(_MultiBase):
     name = "select"
     defaults = {"maxSelect": 0, "values": []}
 
-    def check_options(self, f: Field, errors: dict[str, FieldError]) -> None:
-        self.check_max_select(f, errors)
-        values = f.options.get("values")
-        if not isinstance(values, list) or not values:
-            errors["values"] = FieldError("validation_required", "Cannot be blank.")
-        elif not all(isinstance(v, str) and v for v in values):
-            errors["values"] = FieldError("validation_invalid_value", "Invalid value.")
-        elif isinstance(f.options.get("maxSelect"), int) and f.options["maxSelect"] > len(values):
-            errors["maxSelect"] = FieldError("validation_max_less_equal_than_required",
-                                             f"Must be no greater than {len(values)}.",
-                                             {"threshold": len(values)})
+    def check_options(self, f: Field, errors: dict[str, Any]) -> None:
+        values = f.options.get("values") or []
+        if not values:
+            errors["values"] = REQUIRED
+        mx = f.options.get("maxSelect", 0)
+        _set(errors, "maxSelect", first_error(min_rule(mx, 0), max_rule(mx, max(len(values), 1))))
 
     def validate(self, f: Field, value: Any, ctx: SaveContext) -> None:
         self.check_count(f, value)
@@ -106,14 +101,13 @@ class RelationType(_MultiBase):
     name = "relation"
     defaults = {"cascadeDelete": False, "collectionId": "", "maxSelect": 0, "minSelect": 0}
 
-    def check_options(self, f: Field, errors: dict[str, FieldError]) -> None:
-        self.check_max_select(f, errors)
-        mn = f.options.get("minSelect", 0)
-        if not isinstance(mn, int) or isinstance(mn, bool) or mn < 0:
-            errors["minSelect"] = FieldError("validation_min_greater_equal_than_required",
-                                             "Must be no less than 0.", {"threshold": 0})
-        if not isinstance(f.options.get("collectionId"), str) or not f.options.get("collectionId"):
-            errors["collectionId"] = FieldError("validation_required", "Cannot be blank.")
+    def check_options(self, f: Field, errors: dict[str, Any]) -> None:
+        """collectionId is checked against the other collections by the collection validator."""
+        if not f.options.get("collectionId"):
+            errors["collectionId"] = REQUIRED
+        mn, mx = f.options.get("minSelect", 0), f.options.get("maxSelect", 0)
+        _set(errors, "minSelect", min_rule(mn, 0))
+        _set(errors, "maxSelect", first_error(REQUIRED if mn > 0 and not mx else None, min_rule(mx, mn)))
 
     def validate(self, f: Field, value: Any, ctx: SaveContext) -> None:
         n = len(self.values_of(f, value))
@@ -131,19 +125,18 @@ class FileType(_MultiBase):
     defaults = {"maxSelect": 0, "maxSize": 0, "mimeTypes": [], "protected": False, "thumbs": []}
     DEFAULT_MAX_SIZE = 5 * 1024 * 1024
 
-    def check_options(self, f: Field, errors: dict[str, FieldError]) -> None:
-        import re
-
-        self.check_max_select(f, errors)
-        thumbs = f.options.get("thumbs") or []
-        if not isinstance(thumbs, list):
-            errors["thumbs"] = FieldError("validation_invalid_value", "Invalid value.")
-            return
-        for i, t in enumerate(thumbs):
-            if not isinstance(t, str) or not re.match(THUMB_RE, t):
-                errors["thumbs"] = {str(i): FieldError("validation_invalid_thumb_format",  # type: ignore[assignment]
-                                                       f"Invalid thumb format {t}.")}
-                break
+    def check_options(self, f: Field, errors: dict[str, Any]) -> None:
+        for key in ("maxSelect", "maxSize"):
+            v = f.options.get(key, 0)
+            _set(errors, key, first_error(min_rule(v, 0), max_rule(v, MAX_SAFE_INT)))
+        bad: dict[str, FieldError] = {}
+        for i, t in enumerate(f.options.get("thumbs") or []):
+            if t in ("0x0", "0x0t", "0x0b", "0x0f"):
+                bad[str(i)] = FieldError("validation_not_in_invalid", "Must not be in list.")
+            elif t and not re.fullmatch(THUMB_RE, t):
+                bad[str(i)] = FieldError("validation_match_invalid", "Must be in a valid format.")
+        if bad:
+            errors["thumbs"] = bad
 
     def validate(self, f: Field, value: Any, ctx: SaveContext) -> None:
         existing = set(self.values_of(f, ctx.old.get(f.name))) if ctx.old else set()
