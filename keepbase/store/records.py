@@ -7,7 +7,7 @@ work (``db.write()``); nothing is written unless every check passed.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,17 +120,35 @@ class RecordService:
         if c.rules.get(rule_name) is None and not info.is_superuser:
             raise ForbiddenError("Only superusers can perform this action.")
 
-    def _email_visibility(self, c: Collection, info: RequestInfo) -> Any:
+    def _email_visibility(self, c: Collection, info: RequestInfo, rows: Sequence[Any] = ()) -> Any:
+        """Whether a row's ``email`` shows whatever its ``emailVisibility``: to superusers, to the
+        record itself, and to callers who pass the collection's ``manageRule`` for that record
+        (one query over ``rows``). Column 0 of a row is always ``id``."""
         if not c.is_auth or info.is_superuser:
             return True
         auth_id = info.auth.id if info.auth and info.auth.collection_id == c.id else None
-        if auth_id is None:
+        managed: set[str] = set()
+        rule = c.rules.get("manageRule")
+        if rule and info.auth is not None:
+            ids = [row[0] for row in rows if row[0] != auth_id]
+            if ids:
+                managed = self._managed_ids(c, rule, ids, info)
+        if auth_id is None and not managed:
             return False
-        return lambda row: row[0] == auth_id  # column 0 is always id
+        return lambda row: row[0] == auth_id or row[0] in managed
+
+    def _managed_ids(self, c: Collection, rule: str, ids: list[str], info: RequestInfo) -> set[str]:
+        table = self.table(c)
+        cond = self._cond(c, table, rule, info)
+        stmt = select(table.c.id).where(table.c.id.in_(ids))
+        if cond is not None:
+            stmt = stmt.where(cond)
+        with self.db.read() as conn:
+            return {row[0] for row in conn.execute(stmt)}
 
     def to_json(self, c: Collection, row: Any, info: RequestInfo) -> dict[str, Any]:
         plan = output_plan(c, info.is_superuser)
-        return row_to_json(plan, row, self._email_visibility(c, info))
+        return row_to_json(plan, row, self._email_visibility(c, info, (row,)))
 
     # --- reads ---
     def list_records(self, c: Collection, params: ListParams, info: RequestInfo) -> ListResult:
@@ -146,7 +164,6 @@ class RecordService:
         where = and_(true(), *conds) if conds else None
         plan = output_plan(c, info.is_superuser)
         order = sort_clauses(c, table, params.sort, info, self.collections.find, self.db.dialect)
-        show_email = self._email_visibility(c, info)
         limit, offset = params.per_page, (params.page - 1) * params.per_page
         total = -1
         if not order and all(_shared_condition(cond) for cond in conds):
@@ -171,6 +188,7 @@ class RecordService:
                     if where is not None:
                         count = count.where(where)
                     total = conn.execute(count).scalar_one()
+        show_email = self._email_visibility(c, info, rows)
         items = [row_to_json(plan, row, show_email) for row in rows]
         pages = -1 if params.skip_total else (total + params.per_page - 1) // params.per_page
         return ListResult(items, params.page, params.per_page, total, pages)
@@ -192,7 +210,7 @@ class RecordService:
                 row = conn.execute(by_id.stmt.where(rule), {"record_id": record_id}).first()
         if row is None:
             raise NotFoundError()
-        return row_to_json(plan, row, self._email_visibility(c, info))
+        return row_to_json(plan, row, self._email_visibility(c, info, (row,)))
 
     def auth_record_json(self, c: Collection, record_id: str, superuser: bool) -> dict[str, Any]:
         """An auth record as sign-in responses show it: email always included."""
@@ -405,7 +423,7 @@ class RecordService:
                      info: RequestInfo) -> dict[str, Any]:
         plan = output_plan(c, info.is_superuser)
         row = conn.execute(select(*[table.c[n] for n in plan.columns]).where(table.c.id == record_id)).one()
-        return row_to_json(plan, row, self._email_visibility(c, info))
+        return row_to_json(plan, row, self._email_visibility(c, info, (row,)))
 
     def update_record(self, c: Collection, record_id: str, body: dict[str, Any], info: RequestInfo,
                       from_form: bool = False) -> dict[str, Any]:
