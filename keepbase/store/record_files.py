@@ -29,7 +29,7 @@ from .models import Collection
 from .record_input import split_key
 
 if TYPE_CHECKING:
-    from .collections import CollectionService
+    from .collections import CollectionStore
 
 log = logging.getLogger("keepbase.files")
 Uploads = dict[str, dict[str, UploadedFile]]  # field name -> new stored name -> upload
@@ -119,7 +119,7 @@ def removed_files(c: Collection, old: dict[str, Any], new: dict[str, Any]) -> li
 
 
 def bind_file_cleanup(hooks: Hooks, storage: Callable[[], Storage],
-                      collections: CollectionService | None = None) -> None:
+                      collections: CollectionStore | None = None) -> None:
     """Register the built-in after-commit handlers that delete files nobody references any more:
     those a record update replaced or removed, a deleted record's folder, and a deleted
     collection's whole folder."""
