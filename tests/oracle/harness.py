@@ -480,3 +480,22 @@ def pocketbase_run(pb: PocketBase, cache: dict[str, Any], sc: Scenario) -> Any:
         cleanup_pocketbase(pb, results)
         cache[sc.name] = (results, env)
     return cache[sc.name]
+
+
+async def differences(sc: Scenario, pb: PocketBase, cache: dict[str, Any], client: httpx.AsyncClient,
+                      su_headers: dict[str, str]) -> list[str]:
+    """Run ``sc`` on PocketBase (cached per session) and on keepbase; what differs."""
+    pb_run = pocketbase_run(pb, cache, sc)
+    kb_run = await run_async(client, su_headers["Authorization"], sc.steps)
+    return compare(sc, pb_run, kb_run)
+
+
+async def assert_same_as_pocketbase(sc: Scenario, pb: PocketBase, cache: dict[str, Any],
+                                    client: httpx.AsyncClient, su_headers: dict[str, str],
+                                    engine: str = "", request: pytest.FixtureRequest | None = None) -> None:
+    """The usual differential test body: a known difference (``sc.xfail``) is a strict xfail."""
+    reason = sc.xfail.get(engine) or sc.xfail.get("*")
+    if reason and request is not None:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+    problems = await differences(sc, pb, cache, client, su_headers)
+    assert not problems, f"{sc.name}: keepbase differs from PocketBase:\n" + "\n".join(problems)

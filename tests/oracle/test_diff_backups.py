@@ -19,9 +19,7 @@ from tests.oracle.harness import (
     PocketBase,
     Scenario,
     Step,
-    compare,
-    pocketbase_run,
-    run_async,
+    assert_same_as_pocketbase,
 )
 
 pytestmark = ORACLE_MARKS
@@ -89,10 +87,7 @@ SCENARIOS = [
 async def test_backups_same_as_pocketbase(sc: Scenario, engine: str, client: httpx.AsyncClient,
                                           su_headers: dict[str, str], pocketbase: PocketBase,
                                           pocketbase_runs: dict[str, Any]) -> None:
-    pb_run = pocketbase_run(pocketbase, pocketbase_runs, sc)
-    kb_run = await run_async(client, su_headers["Authorization"], sc.steps)
-    problems = compare(sc, pb_run, kb_run)
-    assert not problems, f"{sc.name}: keepbase differs from PocketBase:\n" + "\n".join(problems)
+    await assert_same_as_pocketbase(sc, pocketbase, pocketbase_runs, client, su_headers)
 
 
 HEADERS = ("content-type", "content-disposition", "accept-ranges", "cache-control", "content-security-policy",

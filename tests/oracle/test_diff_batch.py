@@ -20,9 +20,8 @@ from tests.oracle.harness import (
     PocketBase,
     Scenario,
     Step,
-    compare,
+    assert_same_as_pocketbase,
     pocketbase_run,
-    run_async,
 )
 
 pytestmark = ORACLE_MARKS
@@ -165,10 +164,4 @@ _pocketbase_run = pocketbase_run
 async def test_batch_same_as_pocketbase(sc: Scenario, engine: str, client: httpx.AsyncClient,
                                         su_headers: dict[str, str], pocketbase: PocketBase,
                                         pocketbase_runs: dict[str, Any], request: pytest.FixtureRequest) -> None:
-    reason = sc.xfail.get(engine) or sc.xfail.get("*")
-    if reason:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-    pb_run = _pocketbase_run(pocketbase, pocketbase_runs, sc)
-    kb_run = await run_async(client, su_headers["Authorization"], sc.steps)
-    problems = compare(sc, pb_run, kb_run)
-    assert not problems, f"{sc.name}: keepbase differs from PocketBase:\n" + "\n".join(problems)
+    await assert_same_as_pocketbase(sc, pocketbase, pocketbase_runs, client, su_headers, engine, request)

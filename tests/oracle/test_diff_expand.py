@@ -13,10 +13,9 @@ from tests.oracle.harness import (
     PocketBase,
     Scenario,
     Step,
-    compare,
-    run_async,
+    assert_same_as_pocketbase,
 )
-from tests.oracle.test_diff_collections_records import _pocketbase_run, open_rules, rec, setup_collection
+from tests.oracle.test_diff_collections_records import open_rules, rec, setup_collection
 
 pytestmark = ORACLE_MARKS
 
@@ -100,7 +99,4 @@ SCENARIOS = [
 @pytest.mark.parametrize("sc", SCENARIOS, ids=[s.name for s in SCENARIOS])
 async def test_expand_same_as_pocketbase(sc: Scenario, client: httpx.AsyncClient, su_headers: dict[str, str],
                                          pocketbase: PocketBase, pocketbase_runs: dict[str, Any]) -> None:
-    pb_run = _pocketbase_run(pocketbase, pocketbase_runs, sc)
-    kb_run = await run_async(client, su_headers["Authorization"], sc.steps)
-    problems = compare(sc, pb_run, kb_run)
-    assert not problems, f"{sc.name}: keepbase differs from PocketBase:\n" + "\n".join(problems)
+    await assert_same_as_pocketbase(sc, pocketbase, pocketbase_runs, client, su_headers)
