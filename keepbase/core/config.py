@@ -48,13 +48,19 @@ class Config:
     redis_url: str = _opt(
         "", "Redis URL (redis://, rediss:// or unix://): carries realtime events between nodes and holds the "
         "rate-limit counters, instead of PostgreSQL (or process memory on SQLite). Empty: no Redis.")
+    shutdown_timeout: int = _opt(
+        10, "Seconds in-flight requests get to finish after SIGTERM or Ctrl-C before the server stops anyway.")
+    log_format: str = _opt("text", "Access log and server log format on stdout/stderr: 'text' or 'json'.")
+    access_log: bool = _opt(True, "Write one access-log line per request on stdout.")
+    metrics_token: str = _opt(
+        "", "Bearer token that may read /api/metrics (Prometheus); superusers always may. Empty: superusers only.")
     redis_prefix: str = _opt(
         "keepbase", "Prefix of keepbase's Redis channel and keys; the database's own id follows it, so "
         "deployments on different databases never share events or counters.")
 
     @property
     def host(self) -> str:
-        return self.http.rsplit(":", 1)[0]
+        return self.http.rsplit(":", 1)[0].strip("[]")
 
     @property
     def port(self) -> int:
@@ -95,11 +101,31 @@ def _coerce(name: str, ftype: Any, raw: Any) -> Any:
         raise ConfigError(f"invalid value for {name} ({env_name(name)}): {raw!r}") from exc
 
 
+# the smallest value each integer setting accepts (a setting missing here accepts any integer)
+_MINIMUM = {
+    "pg_pool_size": 1, "sqlite_readers": 1, "statement_timeout_ms": 0, "max_body_size": 1,
+    "realtime_max_clients": 1, "realtime_queue_size": 1, "realtime_ping_interval": 0,
+    "realtime_idle_timeout": 1, "shutdown_timeout": 0,
+}
+
+
+def _bad(name: str, value: Any, expected: str) -> ConfigError:
+    return ConfigError(f"invalid value for {name} ({env_name(name)}): {value!r}, expected {expected}")
+
+
 def _validate(cfg: Config) -> Config:
-    if ":" not in cfg.http or not cfg.http.rsplit(":", 1)[1].isdigit():
-        raise ConfigError(f"invalid value for http ({env_name('http')}): {cfg.http!r}, expected HOST:PORT")
+    host, sep, port = cfg.http.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host.strip("[]"):
+        raise _bad("http", cfg.http, "HOST:PORT with a port from 0 to 65535")
     if cfg.sqlite_sync not in ("full", "normal"):
-        raise ConfigError(f"invalid value for sqlite_sync: {cfg.sqlite_sync!r}, expected full or normal")
+        raise _bad("sqlite_sync", cfg.sqlite_sync, "full or normal")
+    if cfg.log_format not in ("text", "json"):
+        raise _bad("log_format", cfg.log_format, "text or json")
+    if not cfg.dir.strip():
+        raise _bad("dir", cfg.dir, "a folder path")
+    for name, low in _MINIMUM.items():
+        if getattr(cfg, name) < low:
+            raise _bad(name, getattr(cfg, name), f"an integer >= {low}")
     if cfg.db and not cfg.db.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
         raise ConfigError(f"invalid value for db ({env_name('db')}): only postgresql:// URLs are supported")
     if cfg.redis_url and not cfg.redis_url.startswith(("redis://", "rediss://", "unix://")):
