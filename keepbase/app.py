@@ -90,6 +90,9 @@ class App:
 
         self.audit = AuditLog(self.db)
         self.audit.bootstrap()
+        from .auth.installer import bind_installer_cleanup
+
+        bind_installer_cleanup(self.db, self.collections, self.records)
         from .store.logs import LogStore
 
         # request logs: the _logs table (SQLite: in <dir>/auxiliary.db), written in batches

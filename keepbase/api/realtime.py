@@ -18,7 +18,7 @@ from ..core.errors import (
     NotFoundError,
     ValidationError,
 )
-from ..realtime.service import Realtime
+from ..realtime.service import SHUTDOWN, Realtime
 from ..realtime.sse import frame
 from ..realtime.subscriptions import MAX_SUBSCRIPTIONS, MAX_TOPIC_LENGTH, Client, TooManyClients
 from .deps import app_of, read_body, run
@@ -68,8 +68,9 @@ class EventStream:
                     await self.realtime.pump(client, write)
                     finished = True
                     tg.cancel_scope.cancel()
-            if finished:  # idle timeout or lifetime reached: end the stream cleanly
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if finished or client.dropped == SHUTDOWN:  # idle timeout, lifetime, shutdown: end cleanly
+                with anyio.move_on_after(1):  # a peer that reads nothing does not hold the shutdown
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:  # the peer went away mid-write
             pass
         finally:
@@ -80,6 +81,8 @@ class EventStream:
 async def connect(request: Request) -> Any:
     app = app_of(request)
     realtime: Realtime = app.realtime
+    if realtime.closing:
+        raise ApiError(503, "The server is shutting down, try again later.")
     await realtime.ensure_started()
     try:
         client = realtime.connect(_ip(request))

@@ -1,4 +1,4 @@
-"""The ``keepbase`` command: serve, superuser. Options derive from the Config fields."""
+"""The ``keepbase`` command: serve, superuser, import, new. Options derive from the Config fields."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ def _config(**flags: Any) -> Any:
     try:
         return load_config(flags)
     except ConfigError as exc:
-        raise click.UsageError(str(exc)) from exc
+        click.echo(f"Error: {exc}", err=True)  # one line, no usage text: the message names the setting
+        sys.exit(2)
 
 
 def _common(fn: Any) -> Any:
@@ -24,6 +25,7 @@ def _common(fn: Any) -> Any:
 
 
 @click.group()
+@click.version_option(package_name="keepbase", prog_name="keepbase", message="%(prog)s %(version)s")
 def main() -> None:
     """keepbase: a backend that speaks the PocketBase HTTP API."""
 
@@ -33,44 +35,25 @@ def main() -> None:
 @click.option("--sqlite-sync", default=None, type=click.Choice(["full", "normal"]),
               help="SQLite synchronous mode (KEEPBASE_SQLITE_SYNC).")
 @click.option("--dev", is_flag=True, default=None, help="Verbose logging.")
+@click.option("--debug", is_flag=True, default=False, help="Print tracebacks of start-up failures.")
+@click.option("--shutdown-timeout", type=int, default=None,
+              help="Seconds in-flight requests get after SIGTERM/Ctrl-C (KEEPBASE_SHUTDOWN_TIMEOUT). Default 10.")
+@click.option("--log-format", default=None, type=click.Choice(["text", "json"]),
+              help="Format of the access log and server log lines (KEEPBASE_LOG_FORMAT). Default text.")
+@click.option("--access-log/--no-access-log", default=None,
+              help="One line per request on stdout (KEEPBASE_ACCESS_LOG). Default on.")
 @click.option("--hooks", "hooks_dir", default=None, type=click.Path(exists=True, file_okay=False),
               help="Folder of hooks files: each *.py defines setup(app).")
 @_common
-def serve(http: str | None, sqlite_sync: str | None, dev: bool | None, hooks_dir: str | None,
-          dir_: str | None, db: str | None) -> None:
+def serve(http: str | None, sqlite_sync: str | None, dev: bool | None, debug: bool, shutdown_timeout: int | None,
+          log_format: str | None, access_log: bool | None, hooks_dir: str | None, dir_: str | None,
+          db: str | None) -> None:
     """Start the web server."""
-    import logging
+    from .serve import run_serve
 
-    import uvicorn
-
-    from ..app import create_app
-
-    cfg = _config(http=http, sqlite_sync=sqlite_sync, dev=dev, dir=dir_, db=db)
-    logging.basicConfig(level=logging.DEBUG if cfg.dev else logging.INFO)
-    app = create_app(cfg)
-    if hooks_dir:
-        from ..app import HooksError
-
-        try:
-            names = app.load_hooks(hooks_dir)
-        except HooksError as exc:
-            app.close()
-            raise click.ClickException(f"cannot load hooks: {exc}") from exc
-        click.echo(f"hooks: {', '.join(names) or 'none'} from {hooks_dir}")
-    base = f"http://{cfg.http}"
-    click.echo(f"keepbase server started at {base}\n├─ REST API:  {base}/api/\n└─ Dashboard: {base}/_/")
-    click.echo(f"storage: {'PostgreSQL' if cfg.is_postgres else 'SQLite in ' + cfg.dir}")
-    try:
-        uvicorn.run(app.asgi, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
-                    http="httptools" if _has("httptools") else "h11", loop="uvloop" if _has("uvloop") else "asyncio")
-    finally:
-        app.close()
-
-
-def _has(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
+    cfg = _config(http=http, sqlite_sync=sqlite_sync, dev=dev, dir=dir_, db=db, shutdown_timeout=shutdown_timeout,
+                  log_format=log_format, access_log=access_log)
+    sys.exit(run_serve(cfg, hooks_dir, debug))
 
 
 @main.group()
@@ -78,24 +61,13 @@ def superuser() -> None:
     """Manage superusers."""
 
 
-def _su_app(dir_: str | None, db: str | None) -> Any:
-    from ..app import create_app
+def _run_op(dir_: str | None, db: str | None, op: str, args: dict[str, Any]) -> None:
+    from .handoff import run_operation
 
-    return create_app(_config(dir=dir_, db=db))
-
-
-def _save_superuser(dir_: str | None, db: str | None, save: Any, email: str, password: str) -> None:
-    from ..core.errors import ApiError
-
-    app = _su_app(dir_, db)
-    try:
-        save(app, email, password)
-    except ApiError as exc:
-        click.echo(f"Error: {exc.to_dict()}", err=True)
-        sys.exit(1)
-    finally:
-        app.close()
-    click.echo(f"Successfully saved superuser {email!r}!")
+    code, message = run_operation(_config(dir=dir_, db=db), op, args)
+    click.echo(message, err=bool(code))
+    if code:
+        sys.exit(code)
 
 
 @superuser.command("upsert")
@@ -104,7 +76,7 @@ def _save_superuser(dir_: str | None, db: str | None, save: Any, email: str, pas
 @_common
 def su_upsert(email: str, password: str, dir_: str | None, db: str | None) -> None:
     """Create or update the superuser EMAIL with PASSWORD."""
-    _save_superuser(dir_, db, lambda app, e, p: app.upsert_superuser(e, p), email, password)
+    _run_op(dir_, db, "superuser_upsert", {"email": email, "password": password})
 
 
 @superuser.command("create")
@@ -113,7 +85,7 @@ def su_upsert(email: str, password: str, dir_: str | None, db: str | None) -> No
 @_common
 def su_create(email: str, password: str, dir_: str | None, db: str | None) -> None:
     """Create the superuser EMAIL (fails if it exists)."""
-    _save_superuser(dir_, db, lambda app, e, p: app.create_superuser(e, p), email, password)
+    _run_op(dir_, db, "superuser_create", {"email": email, "password": password})
 
 
 @superuser.command("delete")
@@ -121,15 +93,7 @@ def su_create(email: str, password: str, dir_: str | None, db: str | None) -> No
 @_common
 def su_delete(email: str, dir_: str | None, db: str | None) -> None:
     """Delete the superuser EMAIL."""
-    app = _su_app(dir_, db)
-    try:
-        found = app.delete_superuser(email)
-    finally:
-        app.close()
-    if not found:
-        click.echo(f"Error: superuser {email!r} not found", err=True)
-        sys.exit(1)
-    click.echo(f"Successfully deleted superuser {email!r}!")
+    _run_op(dir_, db, "superuser_delete", {"email": email})
 
 
 from . import templates as _templates  # noqa: E402, F401  (registers the import/new commands)

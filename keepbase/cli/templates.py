@@ -40,19 +40,13 @@ def collections_of(data: Any) -> list[dict[str, Any]]:
 
 
 def _import(items: list[dict[str, Any]], dir_: str | None, db: str | None, delete_missing: bool) -> None:
-    from ..app import create_app
-    from ..core.errors import ApiError
+    from .handoff import run_operation
 
-    app = create_app(_config(dir=dir_, db=db))
-    try:
-        app.collections.import_collections(items, delete_missing)
-    except ApiError as exc:
-        click.echo(f"Error: {orjson.dumps(exc.to_dict()).decode()}", err=True)
-        sys.exit(1)
-    finally:
-        app.close()
-    names = ", ".join(str(i.get("name") or i.get("id") or "?") for i in items)
-    click.echo(f"Imported {len(items)} collection(s): {names}")
+    code, message = run_operation(_config(dir=dir_, db=db), "import_collections",
+                                  {"collections": items, "delete_missing": delete_missing})
+    click.echo(message, err=bool(code))
+    if code:
+        sys.exit(code)
 
 
 @main.command("import")

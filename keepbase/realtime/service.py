@@ -46,6 +46,7 @@ VerifyToken = Callable[[str], AuthInfo | None]
 Targets = list[tuple[Client, Subscription, ViewerKey]]  # who an event may reach, as which viewer
 _MAX_WRITE = 64 * 1024  # bytes coalesced into one write of an SSE stream
 _MAX_BATCH = 64  # broker messages the dispatcher takes at once
+SHUTDOWN = "server shutting down"  # the drop reason of streams ended by a server shutdown
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class Realtime:
         self._start_lock: asyncio.Lock | None = None
         self._fingerprint: Any = None
         self.delivered = 0
+        self.closing = False  # set at shutdown: no new streams
         for hook in (hooks.record_after_create, hooks.record_after_update, hooks.record_after_delete):
             hook.bind(self._on_record, id="keepbase-realtime")
         hooks.collection_after_change.bind(self._on_collections, id="keepbase-realtime")
@@ -101,10 +103,18 @@ class Realtime:
         self.supervisor.start("realtime-dispatch", self._dispatch)
         self.supervisor.start("realtime-housekeeping", self._housekeeping)
 
+    def close_streams(self) -> None:
+        """Server shutdown: end every stream now (clients reconnect, to another node if there is one)
+        and refuse new ones (503)."""
+        self.closing = True
+        for client in list(self.clients.clients.values()):
+            client.drop(SHUTDOWN)
+
     async def stop(self) -> None:
+        self.closing = True
         self._loop = None
         for client in list(self.clients.clients.values()):
-            client.drop("server shutting down")
+            client.drop(SHUTDOWN)
         await self.supervisor.stop()
         await self.broker.stop()
 
