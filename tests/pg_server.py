@@ -34,7 +34,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
-__all__ = ["ensure_postgres", "create_database", "drop_database", "PG_URL_ENV"]
+__all__ = ["ensure_postgres", "create_database", "drop_database", "PG_URL_ENV", "StoppableCluster"]
 
 PG_URL_ENV = "KEEPBASE_TEST_PG_URL"
 PG_USER = "postgres"  # OS user that runs the server when we are root
@@ -329,3 +329,50 @@ def _stop_server(server: _Server) -> None:
     except Exception:
         pass
     shutil.rmtree(server.root, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- a cluster a test may stop
+
+
+class StoppableCluster:
+    """A private PostgreSQL cluster of its own (never the shared session one), for outage tests:
+    ``stop()`` shuts it down (``pg_ctl stop -m fast``: clients see their connections end), and
+    ``start()`` brings it back on the same port with the same data. ``close()`` removes it.
+
+    >>> cluster = StoppableCluster.create()
+    >>> url = create_database(cluster.url)
+    >>> cluster.stop(); cluster.start()
+    """
+
+    def __init__(self, server: _Server) -> None:
+        self.server = server
+        self.running = True
+
+    @classmethod
+    def create(cls) -> StoppableCluster:
+        return cls(_start_server())
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def _ctl(self, *args: str) -> None:
+        s = self.server
+        _run(s.run_as, [str(s.bindir / "pg_ctl"), *args, "-D", str(s.datadir)], cwd=s.root,
+             log=s.root / "setup.log", timeout=90)
+
+    def stop(self, mode: str = "fast") -> None:
+        self._ctl("stop", "-m", mode, "-w", "-t", "60")
+        self.running = False
+
+    def start(self) -> None:
+        self._ctl("start", "-w", "-t", "60", "-l", str(self.server.root / "postgres.log"))
+        self.running = True
+
+    def close(self) -> None:
+        _stop_server(self.server)  # also registered at exit; a second call finds nothing to stop
+        self.running = False
