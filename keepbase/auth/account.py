@@ -7,8 +7,9 @@ number of concurrent confirms with one token exactly one UPDATE matches a row; t
 a dead key and fail as "invalid token". Nothing is cached about tokens: the key is the state.
 
 The request steps answer the same way whether or not the email belongs to a record (no
-account enumeration): the mail goes out on a background thread, and an audit row is written
-on both paths so the work done per request is alike.
+account enumeration): the mail goes through the background ``MailQueue`` (bounded, fair per
+client IP and recipient, retried on transient errors; see ``keepbase/mail/queue.py``), and an
+audit row is written on both paths so the work done per request is alike.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import select, update
@@ -29,6 +29,7 @@ from ..core.errors import REQUIRED, BadRequestError, FieldError, NotFoundError, 
 from ..core.events import Hooks, RecordEvent
 from ..core.ids import random_string
 from ..core.types import AuthInfo, RequestInfo
+from ..mail.queue import DEFAULT_MAX_SIZE, MailQueue
 from ..mail.sender import Mailer, MailError, Message
 from ..security.jwt_tokens import unverified_claims
 from ..security.passwords import hash_password, verify_password
@@ -51,6 +52,7 @@ COLLECTION_MISMATCH = FieldError("validation_token_collection_mismatch",
                                  "The provided token is for different auth collection.")
 _EMAIL_RE = re.compile(r"^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
                        r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")
+MAIL_FLUSH_SECONDS = 10.0  # how long close() gives queued mails by default
 TEST_TEMPLATES = ("verification", "password-reset", "email-change", "otp", "login-alert")
 
 
@@ -81,7 +83,7 @@ def _string(body: dict[str, Any], key: str) -> str:
 
 class AccountService:
     def __init__(self, db: Database, collections: CollectionStore, settings: Callable[[], dict[str, Any]],
-                 mailer: Mailer, audit: AuditLog, hooks: Hooks) -> None:
+                 mailer: Mailer, audit: AuditLog, hooks: Hooks, *, mail_queue_size: int = DEFAULT_MAX_SIZE) -> None:
         self.db = db
         self.collections = collections
         self.settings = settings
@@ -90,11 +92,16 @@ class AccountService:
         self.hooks = hooks
         self._resend: dict[str, float] = {}
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="keepbase-mail")
+        self.mail_queue = MailQueue(mailer.send, max_size=mail_queue_size)
         hooks.record_update.bind(self._audit_token_key_change, id="keepbase_audit_token_revocation")
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
+    def close(self, timeout: float = MAIL_FLUSH_SECONDS) -> bool:
+        """Send the queued mails (within ``timeout`` seconds) and stop; True when none was left."""
+        return self.mail_queue.close(timeout)
+
+    def queue_size(self) -> int:
+        """Mails waiting to be sent (queued, waiting for a retry, or being sent)."""
+        return len(self.mail_queue)
 
     # --- helpers ---
     def _find_by_email(self, c: Collection, email: str) -> dict[str, Any] | None:
@@ -118,14 +125,8 @@ class AccountService:
         with self._lock:
             self._resend.pop(key, None)
 
-    def _send_later(self, message: Message, what: str) -> None:
-        def send() -> None:
-            try:
-                self.mailer.send(message)
-            except MailError as exc:
-                log.error("failed to send the %s email: %s", what, exc)
-
-        self._pool.submit(send)
+    def _send_later(self, message: Message, what: str, ip: str) -> None:
+        self.mail_queue.submit(message, client=ip, what=what)
 
     def _save(self, c: Collection, old: dict[str, Any], changes: dict[str, Any], info: RequestInfo,
               entry: AuditEntry, *, only_unverified: bool = False) -> bool:
@@ -195,7 +196,7 @@ class AccountService:
             return
         self._throttle(key)
         self.audit.write(entry)
-        self._send_later(mails.verification_message(self.settings(), c, record), "verification")
+        self._send_later(mails.verification_message(self.settings(), c, record), "verification", ip)
 
     def confirm_verification(self, c: Collection, body: dict[str, Any], ip: str) -> None:
         if c.name == "_superusers":
@@ -240,7 +241,7 @@ class AccountService:
             return
         self._throttle(key)
         self.audit.write(AuditEntry("request_password_reset", c.id, record["id"], ip=ip))
-        self._send_later(mails.password_reset_message(self.settings(), c, record), "password reset")
+        self._send_later(mails.password_reset_message(self.settings(), c, record), "password reset", ip)
 
     def confirm_password_reset(self, c: Collection, body: dict[str, Any], ip: str) -> None:
         token, password = _string(body, "token"), _string(body, "password")

@@ -10,7 +10,9 @@ from .storage import CHUNK, FileStat, check_key
 
 
 class S3Storage:
-    def __init__(self, settings: dict[str, Any]) -> None:
+    def __init__(self, settings: dict[str, Any], *, timeout: float | None = None, retries: int = 3) -> None:
+        """``timeout``: connect and read timeout in seconds (botocore's 60 s when None);
+        ``retries``: botocore's ``max_attempts`` (retries after the first try)."""
         import boto3  # type: ignore[import-untyped]
         from botocore.config import Config as BotoConfig  # type: ignore[import-untyped]
 
@@ -22,7 +24,8 @@ class S3Storage:
             region_name=settings.get("region") or None,
             aws_access_key_id=settings.get("accessKey") or None,
             aws_secret_access_key=settings.get("secret") or None,
-            config=BotoConfig(s3={"addressing_style": style}, retries={"max_attempts": 3}),
+            config=BotoConfig(s3={"addressing_style": style}, retries={"max_attempts": retries},
+                              **({} if timeout is None else {"connect_timeout": timeout, "read_timeout": timeout})),
         )
         self._lock = threading.Lock()
 
