@@ -51,7 +51,7 @@ async def list_collections(request: Request) -> Response:
         items.sort(key=lambda d, n=name: (str(d[n]) if not isinstance(d[n], bool) else str(int(d[n]))),  # type: ignore[misc]
                    reverse=desc)
     total = len(items)
-    start = (params.page - 1) * params.per_page
+    start = params.offset
     page_items = items[start:start + params.per_page]
     body = {"items": page_items, "page": params.page, "perPage": params.per_page,
             "totalItems": -1 if params.skip_total else total,

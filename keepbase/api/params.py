@@ -1,24 +1,41 @@
-"""List query parameters: page, perPage, skipTotal, sort, filter — PocketBase's rules and limits."""
+"""List query parameters: page, perPage, skipTotal, sort, filter — PocketBase's rules and limits.
+
+``page`` and ``perPage`` are read as Go's ``strconv.Atoi`` reads them: an optional sign and ASCII
+digits, within int64 (``" 2"``, ``"2_0"``, ``"２"`` and ``"1e3"`` are refused, as is anything
+beyond int64) → otherwise the generic 400. A page below 1 is 1; a perPage below 1 is 30, above
+1000 is 1000. The row offset is ``ListParams.offset`` (PocketBase's int64 arithmetic).
+"""
 
 from __future__ import annotations
+
+import re
 
 from starlette.datastructures import QueryParams
 
 from ..core.errors import BadRequestError
-from ..store.records import DEFAULT_PER_PAGE, MAX_PER_PAGE, ListParams
+from ..store.records import DEFAULT_PER_PAGE, INT64_MAX, MAX_PER_PAGE, ListParams
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def go_atoi(raw: str) -> int | None:
+    """``strconv.Atoi``: the int64 value of ``raw``, or None where Go refuses it."""
+    if not _GO_INT.fullmatch(raw) or len(raw) > 40:  # a long run of digits is out of range anyway
+        return None
+    value = int(raw)
+    return value if -INT64_MAX - 1 <= value <= INT64_MAX else None
 
 
 def _int(q: QueryParams, name: str, default: int) -> int:
     raw = q.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise BadRequestError() from None
+    value = go_atoi(raw)
+    if value is None:
+        raise BadRequestError()
+    return value
 
 
 def list_params(q: QueryParams) -> ListParams:

@@ -46,6 +46,7 @@ from .schema import rowid_column
 
 MAX_PER_PAGE = 1000
 DEFAULT_PER_PAGE = 30
+INT64_MAX = 2**63 - 1
 
 
 @dataclass
@@ -55,6 +56,19 @@ class ListParams:
     skip_total: bool = False
     sort: str = ""
     filter: str = ""
+
+    @property
+    def offset(self) -> int:
+        return page_offset(self.page, self.per_page)
+
+
+def page_offset(page: int, per_page: int) -> int:
+    """The first row of a page, computed as PocketBase computes it: ``(page-1)*perPage`` in Go's
+    wrapping int64 arithmetic, a negative result reading as 0 (SQLite's OFFSET rule). So a page
+    past the data is empty, and a page so large that the product wraps is the first page again:
+    PocketBase's answers, and never a number too big to bind."""
+    wrapped = ((page - 1) * per_page + INT64_MAX + 1) % 2**64 - INT64_MAX - 1
+    return max(wrapped, 0)
 
 
 @dataclass
@@ -164,7 +178,7 @@ class RecordService:
         where = and_(true(), *conds) if conds else None
         plan = output_plan(c, info.is_superuser)
         order = sort_clauses(c, table, params.sort, info, self.collections.find, self.db.dialect)
-        limit, offset = params.per_page, (params.page - 1) * params.per_page
+        limit, offset = params.per_page, params.offset
         total = -1
         if not order and all(_shared_condition(cond) for cond in conds):
             # the common page (no sort; no condition, or ones that depend on nothing per request):
