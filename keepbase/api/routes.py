@@ -21,6 +21,7 @@ from . import (
     files,
     health,
     logs,
+    metrics,
     oauth2,
     otp,
     realtime,
@@ -31,6 +32,7 @@ from . import (
     settings_test,
     totp,
 )
+from .access_log import AccessLogMiddleware
 from .errors import api_error_handler, error_response
 from .rate_limits import RateLimitMiddleware
 from .request_log import RequestLogMiddleware
@@ -110,7 +112,7 @@ async def not_found(request: Request, exc: Exception) -> Response:
 # Starlette tries routes in order, so the hottest come first: records (no other path has
 # their shape) and health.
 ROUTE_MODULES = [records, health, collections, oauth2, record_auth, otp, totp, record_account, settings, settings_test, realtime, audit,
-                 batch, backups, files, logs, crons, custom]  # custom: always last
+                 batch, backups, files, logs, metrics, crons, custom]  # custom: always last
 
 
 def build_asgi(app: App) -> ASGIApp:
@@ -120,4 +122,7 @@ def build_asgi(app: App) -> ASGIApp:
     star = Starlette(routes=routes, exception_handlers=handlers, lifespan=app.lifespan)
     star.router.redirect_slashes = False
     star.state.keepbase = app
-    return HeadersMiddleware(RequestLogMiddleware(RateLimitMiddleware(star, app), app))
+    star.state.metrics = metrics.Metrics(app, routes)
+    # outermost: the access log and request metrics see every answer, preflights included
+    return AccessLogMiddleware(HeadersMiddleware(RequestLogMiddleware(RateLimitMiddleware(star, app), app)), app,
+                               star.state.metrics)
