@@ -199,8 +199,6 @@ class MailQueue:
                 heapq.heappush(self._delayed, (time.monotonic() + delay, next(self._seq), job))
                 self._cond.notify()
                 return
-            self.failed += 1
-            self._done(job)
         if isinstance(exc, NoTransportError):
             log.debug("the %s email to %s was not sent: %s", job.what, ", ".join(job.message.to), exc)
         else:
@@ -211,6 +209,9 @@ class MailQueue:
                 job.on_failure(exc)
             except Exception:
                 log.exception("the failure callback of the %s email failed", job.what)
+        with self._cond:  # only now, so that flush() returning means the callbacks ran too
+            self.failed += 1
+            self._done(job)
 
     def _done(self, job: _Job) -> None:
         """Forget ``job`` (called with the lock held)."""
