@@ -2,7 +2,10 @@
 
 A plan per (collection, viewer kind) is computed once: which columns to read, which handler
 turns each into JSON, in which order. Multi-valued and json columns become ``orjson.Fragment``
-so their stored JSON text is emitted without parsing it.
+so their stored JSON text is emitted without parsing it. A view's columns may hold anything
+its query computed (a number in a json column, an integer id), so they are read as PocketBase
+reads every column — as text (``fields.base.sql_text``) — and each field type turns that text
+into its value (``FieldType.view_output``).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .fields import get_type
+from .fields.base import sql_text
 from .models import Collection
 
 NEVER_OUTPUT = frozenset({"password", "tokenKey"})
@@ -44,7 +48,9 @@ def output_plan(c: Collection, superuser: bool) -> OutputPlan:
         handler = get_type(f.type)
         assert handler is not None
         conv: Callable[[Any], Any] | None
-        if f.type in ("text", "email", "url", "editor", "date", "autodate") or (
+        if c.is_view:  # a view column holds whatever its query computed: read it as PocketBase does
+            conv = _bind_view(handler.view_output, f)
+        elif f.type in ("text", "email", "url", "editor", "date", "autodate") or (
             f.type in ("select", "relation", "file") and not f.multiple
         ):
             conv = None
@@ -68,6 +74,10 @@ def output_plan(c: Collection, superuser: bool) -> OutputPlan:
 
 def _bind(fn: Callable[[Any, Any], Any], f: Any) -> Callable[[Any], Any]:
     return lambda v: fn(f, v)
+
+
+def _bind_view(fn: Callable[[Any, Any], Any], f: Any) -> Callable[[Any], Any]:
+    return lambda v: fn(f, sql_text(v))
 
 
 def row_to_json(plan: OutputPlan, row: Sequence[Any], show_email: bool | Callable[[Sequence[Any]], bool] = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import decimal
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +100,12 @@ class FieldType:
         """Stored column value → JSON-ready value (hot path: keep it cheap)."""
         return db_value if db_value is not None else self.empty(f)
 
+    def view_output(self, f: Field, text: str | None) -> Any:
+        """A view column's value → JSON-ready value. ``text`` is the value as PocketBase reads
+        every column, as text (see ``sql_text``): a view column may hold whatever the query
+        computed, whatever type the field was inferred as."""
+        return self.output(f, text)
+
 
 _REGISTRY: dict[str, FieldType] = {}
 
@@ -134,6 +141,41 @@ def as_text(raw: Any) -> str:
     if isinstance(raw, int | float):
         return format_number(raw)
     raise invalid("validation_invalid_value", "Must be a string.")
+
+
+def sql_text(value: Any) -> str | None:
+    """A database value as PocketBase's driver hands it over when it scans a row into strings:
+    integers in decimal, floats as ``strconv.FormatFloat(v, 'g', -1, 64)`` (``2``, ``1.5``,
+    ``1e+21``), booleans as SQLite stores them (``1``/``0``), bytes as text; NULL stays None."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return "NaN" if value != value else ("+Inf" if value > 0 else "-Inf")
+        return go_number(value)
+    if isinstance(value, decimal.Decimal):  # PostgreSQL numeric (sum/avg of integers)
+        if not value.is_finite():
+            return "NaN"
+        return str(int(value)) if value == value.to_integral_value() else go_number(float(value))
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
+
+
+_GO_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def go_parse_float(text: str | None) -> float | int:
+    """``cast.ToFloat64`` of a string as PocketBase reads a number column: the decimal value,
+    0 when Go's ``strconv.ParseFloat`` would fail (and for infinities, which JSON cannot hold)."""
+    if not text or not _GO_FLOAT.fullmatch(text):
+        return 0
+    n = float(text)
+    return 0 if n in (float("inf"), float("-inf")) else n
 
 
 def format_number(n: float | int) -> str:

@@ -56,6 +56,29 @@ class JsonType(FieldType):
     def output(self, f: Field, db_value: Any) -> Any:
         return None if db_value is None else orjson.Fragment(db_value)
 
+    def view_output(self, f: Field, text: str | None) -> Any:
+        """PocketBase's json field reading a column's text: ``null``/``true``/``false`` and JSON
+        that starts like a number, string, array or object are JSON; any other text (``x``,
+        ``""``, ``" 5 "``) is a JSON string. NULL is null."""
+        if text is None:
+            return None
+        if text in ("null", "true", "false"):
+            return orjson.Fragment(text)
+        if text and (text[0] in _JSON_STARTS) and _is_json(text):
+            return orjson.Fragment(text)
+        return text
+
+
+_JSON_STARTS = frozenset('0123456789-"[{')
+
+
+def _is_json(text: str) -> bool:
+    try:
+        orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
 
 _ZERO = '{"lon":0,"lat":0}'
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from ...core.errors import FieldError
 from ..models import Field
-from .base import FieldType, SaveContext, go_number, invalid
+from .base import FieldType, SaveContext, go_number, go_parse_float, invalid
 
 
 def parse_number(raw: Any) -> float:
@@ -66,6 +66,9 @@ class NumberType(FieldType):
         if mx is not None and value > mx:
             raise invalid("validation_max_number_constraint", f"Must be less or equal than {mx:g}.", {"max": mx})
 
+    def view_output(self, f: Field, text: str | None) -> Any:
+        return self.output(f, go_parse_float(text))
+
     def output(self, f: Field, db_value: Any) -> Any:
         if db_value is None:
             return 0
@@ -75,6 +78,7 @@ class NumberType(FieldType):
 
 
 _TRUE = ("true", "1", "t", "yes", "on")
+_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE = ("false", "0", "f", "no", "off", "")
 
 
@@ -106,6 +110,9 @@ class BoolType(FieldType):
 
     def output(self, f: Field, db_value: Any) -> Any:
         return bool(db_value)
+
+    def view_output(self, f: Field, text: str | None) -> Any:
+        return text in _GO_TRUE  # Go's strconv.ParseBool: anything else (2, "yes") is false
 
 
 TYPES = [NumberType(), BoolType()]

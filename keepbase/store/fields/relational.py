@@ -75,6 +75,17 @@ class _MultiBase(FieldType):
             return orjson.Fragment(db_value or "[]")
         return db_value or ""
 
+    def view_output(self, f: Field, text: str | None) -> Any:
+        if not f.multiple:
+            return text or ""
+        try:  # a copied multi-valued column holds a JSON array; anything else is one value
+            items = orjson.loads(text or "[]")
+        except orjson.JSONDecodeError:
+            items = [text]
+        if not isinstance(items, list):
+            items = [text]
+        return list(dict.fromkeys(i if isinstance(i, str) else orjson.dumps(i).decode() for i in items if i != ""))
+
 
 class SelectType(_MultiBase):
     name = "select"
