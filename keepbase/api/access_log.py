@@ -145,10 +145,11 @@ def _register_atexit() -> None:
     global _ATEXIT
     if not _ATEXIT:
         _ATEXIT = True
-        atexit.register(_flush_all)
+        atexit.register(flush_all)
 
 
-def _flush_all() -> None:
+def flush_all() -> None:
+    """Write every buffered access-log line now (tests, shutdown)."""
     for writer in list(_WRITERS):
         writer.flush()
 

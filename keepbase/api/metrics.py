@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy.pool import QueuePool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -107,10 +108,12 @@ class _StateCollector(Collector):
             ("reader", app.db.reader), ("writer", app.db.writer)]
         for name, engine in engines:
             pool = engine.pool
-            for family, attr in ((size, "size"), (used, "checkedout"), (overflow, "overflow")):
-                fn = getattr(pool, attr, None)
-                if callable(fn):
-                    family.add_metric([name], float(fn()))
+            if not isinstance(pool, QueuePool):  # SQLite's one writer connection (a StaticPool)
+                size.add_metric([name], 1.0)
+                continue
+            size.add_metric([name], float(pool.size()))
+            used.add_metric([name], float(pool.checkedout()))
+            overflow.add_metric([name], float(pool.overflow()))
         yield size
         yield used
         yield overflow
