@@ -13,7 +13,7 @@ from sqlalchemy import select
 from .auth.password import authenticate_with_password
 from .auth.tokens import auth_from_token, new_auth_token
 from .core.config import Config
-from .core.errors import ApiError, BadRequestError
+from .core.errors import ApiError, BadRequestError, StartupError
 from .core.events import Hooks
 from .core.types import AuthInfo, RequestInfo
 from .store.collections import CollectionStore
@@ -100,7 +100,7 @@ class App:
                              timeout_ms=config.statement_timeout_ms)
         self.logs.bootstrap()
         self.accounts = AccountService(self.db, self.collections, self.settings.get, self.mailer, self.audit,
-                                       self.hooks)
+                                       self.hooks, mail_queue_size=config.mail_queue_size)
         from .store.writer import GroupWriter
 
         self.group_writer: GroupWriter | None = GroupWriter(self.db) if self.db.is_sqlite else None
@@ -382,3 +382,10 @@ def create_app(config: Config) -> App:
         return App(config)
     except BadRequestError:
         raise
+    except Exception as exc:  # a full or read-only data folder: one clear line instead of a driver error
+        from .store.write_health import startup_problem
+
+        problem = None if config.db and not isinstance(exc, OSError) else startup_problem(exc, config.dir)
+        if problem is None:
+            raise
+        raise StartupError(problem, str(Path(config.dir).resolve())) from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import select, update
@@ -15,6 +16,7 @@ from ..store.models import Collection
 from ..store.record_input import row_values
 from ..store.record_rules import rule_condition
 
+log = logging.getLogger("keepbase.auth")
 FAILED = "Failed to authenticate."
 
 
@@ -48,10 +50,13 @@ def authenticate_with_password(db: Database, collections: CollectionStore, c: Co
         raise BadRequestError(FAILED)
     if needs_rehash(stored):
         new_hash = hash_password(password)
-        with db.write() as conn:
-            conn.execute(update(table).where(table.c.id == record["id"], table.c.password == stored)
-                         .values(password=new_hash))
-        record["password"] = new_hash
+        try:
+            with db.write() as conn:
+                conn.execute(update(table).where(table.c.id == record["id"], table.c.password == stored)
+                             .values(password=new_hash))
+            record["password"] = new_hash
+        except Exception:  # opportunistic (a full or read-only disk): sign in anyway, upgrade next time
+            log.debug("password rehash of %s skipped", record["id"], exc_info=True)
     rule = c.rules.get("authRule")
     if rule is None or rule:
         info = RequestInfo(auth=AuthInfo(c.id, c.name, record), context="password")

@@ -7,7 +7,12 @@
      ├── ForbiddenError         403
      ├── NotFoundError          404
      ├── TooLargeError          413
-     └── TooManyRequestsError   429
+     ├── TooManyRequestsError   429
+     ├── InsufficientStorageError  507  (the data folder or file storage is full)
+     └── ServiceUnavailableError   503
+          └── StorageUnavailableError  503  (the storage refuses writes: read-only, failing disk)
+
+    StartupError (not an ApiError): the app cannot start; one line for the operator
 
 Every message is safe to show to a client. Driver errors are translated at the store
 boundary and chained with ``from`` so the real cause stays in logs only.
@@ -132,3 +137,32 @@ class ServiceUnavailableError(ApiError):
 
 
 REQUIRED = FieldError("validation_required", "Cannot be blank.")
+
+
+class InsufficientStorageError(ApiError):
+    """507: a write needed space the data folder (or file storage) does not have; nothing of the
+    request was saved, and the same request may succeed once space is freed. PocketBase has no
+    such answer (docs/compatibility.md)."""
+
+    def __init__(self, message: str = "The server is out of storage space; nothing was saved. "
+                                       "Try again later.") -> None:
+        super().__init__(507, message, {})
+
+
+class StorageUnavailableError(ServiceUnavailableError):
+    """503: the data folder (or file storage) refuses writes (mounted read-only, a failing disk);
+    nothing of the request was saved. Reads keep working."""
+
+    def __init__(self, message: str = "The server cannot write to its storage right now (read-only or "
+                                       "failing disk); nothing was saved. Try again later.") -> None:
+        super().__init__(message)
+
+
+class StartupError(Exception):
+    """The app cannot start; ``str()`` is one line for the operator naming the path and the fix,
+    e.g. ``the data folder /srv/kb is read-only; remount it read-write or choose another --dir``.
+    The original exception is chained (``__cause__``)."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path

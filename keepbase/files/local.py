@@ -1,15 +1,41 @@
-"""Local filesystem storage: ``<data dir>/storage/<key>``."""
+"""Local filesystem storage: ``<data dir>/storage/<key>``.
+
+A file is written to a temp file next to its final name, flushed to disk (``fsync``: a stored
+upload is as durable as the row that names it) and renamed into place, so a reader never sees
+half a file and a failed write leaves nothing. When the disk is full or refuses writes the
+OSError becomes ``InsufficientStorageError`` (507) or ``StorageUnavailableError`` (503); the
+record save that stored it then rolls back (``store.record_files``).
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from ..core.errors import InsufficientStorageError, StorageUnavailableError
 from .storage import CHUNK, FileStat, InvalidKeyError, check_key
+
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+_REFUSED = frozenset({errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM})
+
+
+@contextmanager
+def _writing() -> Iterator[None]:
+    """Disk full / read-only as the API errors the client gets; other OSErrors stay as they are."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in _FULL:
+            raise InsufficientStorageError() from exc
+        if exc.errno in _REFUSED:
+            raise StorageUnavailableError() from exc
+        raise
 
 
 class LocalStorage:
@@ -25,15 +51,22 @@ class LocalStorage:
 
     def put(self, key: str, src: BinaryIO) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp_")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(src, out, CHUNK)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with _writing():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp_")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    shutil.copyfileobj(src, out, CHUNK)
+                    out.flush()
+                    os.fsync(out.fileno())  # some file systems report a full disk only here
+                os.replace(tmp, path)
+            except BaseException:
+                try:
+                    Path(tmp).unlink(missing_ok=True)
+                except OSError:  # a read-only disk: the original error is the one to report
+                    pass
+                self._prune(path.parent)
+                raise
 
     def put_bytes(self, key: str, data: bytes) -> None:
         import io

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from ..core.errors import ForbiddenError, NotFoundError
+from ..core.errors import ForbiddenError, InsufficientStorageError, NotFoundError, StorageUnavailableError
 from ..core.types import AuthInfo, RequestInfo
 from ..files import FileStat, InvalidKeyError, Storage, record_key, thumb_key
 from ..files.sniff import SNIFF_LEN, base_type, detect
@@ -98,7 +98,11 @@ def _thumb(storage: Storage, c: Collection, record_id: str, filename: str, size:
         except ThumbError as exc:
             log.info("thumb %s of %s not generated: %s", size, filename, exc)
             return None
-        storage.put_bytes(key, data)
+        try:
+            storage.put_bytes(key, data)
+        except (InsufficientStorageError, StorageUnavailableError) as exc:  # a full or read-only disk
+            log.info("thumb %s of %s not stored: %s", size, filename, exc)
+            return None
         stat = storage.stat(key)
         if stat is None:
             return None

@@ -14,6 +14,12 @@ into rows and inserts them in one transaction. When ``MAX_QUEUED`` entries are a
 new one is dropped and counted, and the writer logs one warning per flush saying how many went.
 ``flush()`` does the same work synchronously (tests, shutdown).
 
+When the rows cannot be written (a full or read-only disk, a database refusing writes) requests
+carry on as before: the batch goes back to the front of the queue to be tried at the next flush
+(what does not fit under ``MAX_QUEUED`` is dropped and counted), the failure is reported once on
+stderr, and ``LogStore.degraded`` is true until a batch is written again (``health.status()``
+has the cause and how many entries were lost); then one more line says so.
+
 The logs settings are applied at flush time: ``maxDays: 0`` drops everything, entries under
 ``minLevel`` are dropped, and data larger than ``maxDataSize`` bytes becomes
 ``{"__pb_truncated__": true}``. As PocketBase does when the settings are saved, raising
@@ -31,6 +37,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +70,7 @@ from .db import Database
 from .records import ListParams
 from .resolver import _sort_keys as sort_keys
 from .schema import text_type
+from .write_health import WriteHealth, describe
 
 log = logging.getLogger("keepbase.logs")
 
@@ -88,6 +96,10 @@ class LogEntry:
 # the entry to store, or None to skip it. Request logs use this to do their formatting off the
 # request path.
 Pending = Callable[[dict[str, Any]], LogEntry | None]
+
+
+def _stored_entry(entry: LogEntry, _settings: dict[str, Any]) -> LogEntry:
+    return entry
 
 
 def logs_table(md: MetaData) -> Table:
@@ -234,6 +246,15 @@ class LogStore:
         with self.db.write() as conn:
             self._md.create_all(conn, checkfirst=True)
 
+    @property
+    def health(self) -> WriteHealth:
+        return self.writer.health
+
+    @property
+    def degraded(self) -> bool:
+        """True while request logs cannot be written (see the module docstring)."""
+        return self.writer.health.degraded
+
     def close(self) -> None:
         self.writer.stop()
         if self._own_db:
@@ -290,7 +311,7 @@ class LogStore:
         t = self.table
         where = filter_expression(t, self.db.dialect, params.filter)
         order = [*sort_expressions(t, self.db.dialect, params.sort), t.c.seq.asc()]
-        stmt = select(t).order_by(*order).limit(params.per_page).offset((params.page - 1) * params.per_page)
+        stmt = select(t).order_by(*order).limit(params.per_page).offset(params.offset)
         count = select(func.count()).select_from(t)
         if where is not None:
             stmt, count = stmt.where(where), count.where(where)
@@ -333,6 +354,7 @@ class LogWriter:
         self.lock = threading.RLock()  # held while flushing
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self.health = WriteHealth("request logs (_logs)", log)
         logs = (store.settings().get("logs") or {})
         self._seen = (int(logs.get("minLevel") or 0), int(logs.get("maxDays") or 0))
 
@@ -373,8 +395,8 @@ class LogWriter:
             self._thread.join(timeout)
         try:
             self.flush()
-        except Exception:  # closing must go on (the database is closed next)
-            log.exception("writing the last request logs failed")
+        except Exception as exc:  # closing must go on (the database is closed next)
+            log.error("writing the last %d request logs failed: %s", self.pending, describe(exc))
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -382,8 +404,8 @@ class LogWriter:
             self._wake.clear()
             try:
                 self.flush()
-            except Exception:  # the writer must outlive a failing database; the batch is lost
-                log.exception("writing request logs failed; this batch is lost")
+            except Exception as exc:  # the writer must outlive a failing database (flush re-queued the batch)
+                self.health.failed(exc, lost=0)
 
     def flush(self) -> int:
         """Write every queued entry now; returns how many rows were stored."""
@@ -399,7 +421,10 @@ class LogWriter:
                     break
             if self._dropped:
                 dropped, self._dropped = self._dropped, 0
-                log.warning("request log queue full (%d entries): %d log entries dropped", MAX_QUEUED, dropped)
+                if self.health.degraded:  # already reported; counted for the recovery line
+                    self.health.lost += dropped
+                else:
+                    log.warning("request log queue full (%d entries): %d log entries dropped", MAX_QUEUED, dropped)
             max_days = int(logs.get("maxDays") or 0)
             if not taken or max_days <= 0:
                 return 0
@@ -417,8 +442,24 @@ class LogWriter:
                 if max_size > 0 and len(orjson.dumps(entry.data, option=orjson.OPT_NON_STR_KEYS)) > max_size:
                     entry = LogEntry(entry.created, entry.level, entry.message, dict(TRUNCATED))
                 entries.append(entry)
-            self.store.insert_entries(entries)
+            try:
+                self.store.insert_entries(entries)
+            except Exception:
+                self._requeue(entries)
+                raise
+            if entries:
+                self.health.succeeded()
             return len(entries)
+
+    def _requeue(self, entries: list[LogEntry]) -> None:
+        """Put a batch that could not be written back in front of the queue, as far as it fits."""
+        room = max(MAX_QUEUED - len(self._queue), 0)
+        kept = entries[len(entries) - room:] if room < len(entries) else entries  # keep the newest
+        lost = len(entries) - len(kept)
+        if lost:
+            self.health.lost += lost
+        for entry in reversed(kept):
+            self._queue.appendleft(partial(_stored_entry, entry))
 
     def _apply_settings_change(self, logs: dict[str, Any]) -> None:
         current = (int(logs.get("minLevel") or 0), int(logs.get("maxDays") or 0))
