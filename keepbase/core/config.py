@@ -57,6 +57,8 @@ class Config:
     redis_prefix: str = _opt(
         "keepbase", "Prefix of keepbase's Redis channel and keys; the database's own id follows it, so "
         "deployments on different databases never share events or counters.")
+    mail_queue_size: int = _opt(
+        1000, "Most auth mails (verification, password reset) waiting to be sent; more are dropped with a log line.")
 
     @property
     def host(self) -> str:
@@ -105,7 +107,7 @@ def _coerce(name: str, ftype: Any, raw: Any) -> Any:
 _MINIMUM = {
     "pg_pool_size": 1, "sqlite_readers": 1, "statement_timeout_ms": 0, "max_body_size": 1,
     "realtime_max_clients": 1, "realtime_queue_size": 1, "realtime_ping_interval": 0,
-    "realtime_idle_timeout": 1, "shutdown_timeout": 0,
+    "realtime_idle_timeout": 1, "shutdown_timeout": 0, "mail_queue_size": 1,
 }
 
 
