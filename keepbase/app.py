@@ -100,7 +100,7 @@ class App:
                              timeout_ms=config.statement_timeout_ms)
         self.logs.bootstrap()
         self.accounts = AccountService(self.db, self.collections, self.settings.get, self.mailer, self.audit,
-                                       self.hooks)
+                                       self.hooks, mail_queue_size=config.mail_queue_size)
         from .store.writer import GroupWriter
 
         self.group_writer: GroupWriter | None = GroupWriter(self.db) if self.db.is_sqlite else None
