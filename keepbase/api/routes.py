@@ -33,7 +33,7 @@ from . import (
     totp,
 )
 from .access_log import AccessLogMiddleware
-from .errors import api_error_handler, error_response
+from .errors import EnvelopeGuard, api_error_handler, error_response
 from .rate_limits import RateLimitMiddleware
 from .request_log import RequestLogMiddleware
 
@@ -123,6 +123,7 @@ def build_asgi(app: App) -> ASGIApp:
     star.router.redirect_slashes = False
     star.state.keepbase = app
     star.state.metrics = metrics.Metrics(app, routes)
-    # outermost: the access log and request metrics see every answer, preflights included
-    return AccessLogMiddleware(HeadersMiddleware(RequestLogMiddleware(RateLimitMiddleware(star, app), app)), app,
-                               star.state.metrics)
+    # outermost: the access log and request metrics see every answer, preflights included;
+    # EnvelopeGuard on both sides of it: whatever fails anywhere still becomes the envelope
+    inner = EnvelopeGuard(HeadersMiddleware(RequestLogMiddleware(RateLimitMiddleware(star, app), app)))
+    return EnvelopeGuard(AccessLogMiddleware(inner, app, star.state.metrics))
