@@ -85,8 +85,12 @@ def turn_read_only(path: Path) -> None:
     if not switch.exists():
         pytest.skip(f"this kernel has no {switch}")
     switch.write_text("keepbase test: simulated disk failure\n")
-    options = _run("findmnt", "-no", "OPTIONS", str(path)).stdout
-    assert options.startswith("ro"), f"{path} did not turn read-only: {options}"
+    options = _run("findmnt", "-no", "OPTIONS", str(path)).stdout.strip().split(",")
+    assert {"ro", "emergency_ro"} & set(options), f"{path} did not turn read-only: {options}"
+    probe = path / ".probe"
+    with pytest.raises(OSError) as refused:  # and it is: no new file can be written
+        probe.write_bytes(b"x")
+    assert refused.value.errno in (errno.EROFS, errno.EIO), refused.value
 
 
 def fill(folder: Path, leave: int = 0) -> Path:
