@@ -75,7 +75,11 @@ def error_for(exc: BaseException) -> ApiError:
 
 
 def error_response(err: ApiError) -> Response:
-    return Response(orjson.dumps(err.to_dict()), status_code=err.status, media_type="application/json")
+    response = Response(orjson.dumps(err.to_dict()), status_code=err.status, media_type="application/json")
+    retry_after = getattr(err, "retry_after", None)  # e.g. DatabaseUnavailableError: when to try again
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def _log_failure(method: str, path: str, exc: BaseException, status: int) -> None:
