@@ -130,6 +130,7 @@ class App:
         self.mfa = MFAService(self.db, self.collections, self.totp)
         self.otp = OTPService(self.db, self.collections, self.records, self.mailer, self.settings.get,
                               self.rate_limiter, self.mfa)
+        self.otp.mail_queue = self.accounts.mail_queue  # OTP mails share the bounded, retrying queue
         from .auth.oauth2 import OAuth2Service
         from .files.uploads import UploadedFile
 

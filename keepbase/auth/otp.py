@@ -33,7 +33,7 @@ from ..core.errors import (
 )
 from ..core.ids import new_record_id, random_string
 from ..core.types import AuthInfo, RequestInfo
-from ..mail import Mailer
+from ..mail import Mailer, MailQueue
 from ..security.passwords import verify_password
 from ..security.rate_limiter import RateLimiter
 from ..store.collections import CollectionStore
@@ -72,6 +72,7 @@ class OTPService:
         self.settings = settings
         self.limiter = limiter
         self.mfa = mfa
+        self.mail_queue: MailQueue | None = None  # create_app shares the auth mail queue (bounded, retried)
 
     def _table(self) -> Any:
         return self.collections.records_table(self.collections.get("_otps"))
@@ -102,7 +103,11 @@ class OTPService:
             log.warning("too many OTP requests for record %s; reusing the last issued", record["id"])
             return reuse
         otp_id, password = self.create_otp(c, record, email)
-        threading.Thread(target=self._send, args=(c, record, otp_id, password), daemon=True).start()
+        if self.mail_queue is None:
+            threading.Thread(target=self._send, args=(c, record, otp_id, password), daemon=True).start()
+        elif not self.mail_queue.submit(otp_message(self.settings(), c, record, otp_id, password), what="OTP",
+                                        on_failure=lambda _exc: self._delete_otp(otp_id)):
+            self._delete_otp(otp_id)  # dropped (queue full): an OTP nobody received is useless
         return otp_id
 
     def _newest_if_too_many(self, c: Collection, record_id: str, duration: int) -> str:
@@ -131,11 +136,14 @@ class OTPService:
             self.mailer.send(otp_message(self.settings(), c, record, otp_id, password))
         except Exception:
             log.exception("failed to send the OTP email; deleting OTP %s", otp_id)
-            try:
-                with self.db.write() as conn:
-                    conn.execute(delete(self._table()).where(self._table().c.id == otp_id))
-            except Exception:
-                log.exception("failed to delete OTP %s", otp_id)
+            self._delete_otp(otp_id)
+
+    def _delete_otp(self, otp_id: str) -> None:
+        try:
+            with self.db.write() as conn:
+                conn.execute(delete(self._table()).where(self._table().c.id == otp_id))
+        except Exception:
+            log.exception("failed to delete OTP %s", otp_id)
 
     # --- auth-with-otp ---
     def authenticate(self, c: Collection, otp_id: Any, password: Any) -> dict[str, Any]:

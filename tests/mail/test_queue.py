@@ -156,3 +156,32 @@ async def test_app_close_flushes_the_auth_mail_queue(app: App, client: httpx.Asy
     assert app.accounts.close(timeout=10)
     assert sorted(smtp.delivered) == ["u0@example.com", "u1@example.com", "u2@example.com"]
     assert app.accounts.queue_size() == 0
+
+
+async def test_otp_mails_use_the_queue(app: App, client: httpx.AsyncClient, su_headers: dict[str, str],
+                                       smtp: ScriptedSmtp) -> None:
+    app.settings.patch(smtp.settings())
+    r = await client.patch("/api/collections/users", headers=su_headers, json={"otp": {"enabled": True}})
+    assert r.status_code == 200, r.text
+    for name in ("a", "b"):
+        r = await client.post("/api/collections/users/records", headers=su_headers, json={
+            "email": f"{name}@example.com", "password": "userpass123", "passwordConfirm": "userpass123"})
+        assert r.status_code == 200
+    smtp.gate.clear()
+    r = await client.post("/api/collections/users/request-otp", json={"email": "a@example.com"})
+    assert r.status_code == 200
+    assert app.accounts.queue_size() == 1  # queued, not on a thread of its own
+    smtp.gate.set()
+    assert smtp.wait_delivered(1) == ["a@example.com"]
+    # a permanent failure deletes the OTP nobody received
+    smtp.replies = ["550 5.1.1 no such user"]
+    r = await client.post("/api/collections/users/request-otp", json={"email": "b@example.com"})
+    otp_id = r.json()["otpId"]
+    assert app.accounts.mail_queue.flush(10)
+
+    async def otp_ids() -> list[str]:
+        r = await client.get("/api/collections/_otps/records", headers=su_headers)
+        assert r.status_code == 200, r.text
+        return [item["id"] for item in r.json()["items"]]
+
+    assert otp_id not in await otp_ids() and len(await otp_ids()) == 1
