@@ -192,6 +192,35 @@ def test_side_writers_report_degraded_state(tmp_path: Path) -> None:
             app.close()
 
 
+def test_sign_in_with_an_old_hash_on_a_full_disk(tmp_path: Path) -> None:
+    """The bcrypt → Argon2id rehash is opportunistic: skipped while the disk is full, done after."""
+    import bcrypt
+    from sqlalchemy import select, update
+
+    with tmpfs(tmp_path / "data", "4m") as data:
+        app = create_app(Config(dir=str(data)))
+        try:
+            app.upsert_superuser(SU_EMAIL, SU_PASSWORD)
+            c = app.collections.get("_superusers")
+            table = app.collections.records_table(c)
+            old = bcrypt.hashpw(SU_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+            with app.db.write() as conn:
+                conn.execute(update(table).where(table.c.email == SU_EMAIL).values(password=old))
+
+            def stored() -> str:
+                with app.db.read() as conn:
+                    return str(conn.execute(select(table.c.password).where(table.c.email == SU_EMAIL)).scalar_one())
+
+            filler = fill(data)
+            assert app.authenticate_with_password(c, SU_EMAIL, SU_PASSWORD)["email"] == SU_EMAIL
+            assert stored() == old
+            filler.unlink()
+            app.authenticate_with_password(c, SU_EMAIL, SU_PASSWORD)
+            assert stored().startswith("$argon2id$")
+        finally:
+            app.close()
+
+
 def _eventually(check: Callable[[], bool], timeout: float = 10) -> bool:
     deadline = time.monotonic() + timeout
     while not check():
