@@ -11,6 +11,7 @@ from .core.config import Config, load_config
 from .core.errors import (
     ApiError,
     BadRequestError,
+    DatabaseUnavailableError,
     FieldError,
     ForbiddenError,
     InsufficientStorageError,
@@ -30,6 +31,7 @@ __all__ = [
     "App",
     "BadRequestError",
     "Config",
+    "DatabaseUnavailableError",
     "FieldError",
     "ForbiddenError",
     "HooksError",

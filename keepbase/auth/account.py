@@ -162,7 +162,7 @@ class AccountService:
             self.hooks.record_update.trigger(event, default)
             self.audit.write(entry, conn)
             after = RecordEvent(collection=c, record=dict(values), old=old, info=info, action="update")
-            after_commit(conn, lambda: self.hooks.record_after_update.trigger_safely(after))
+            after_commit(conn, lambda: self.hooks.record_after_update.trigger_safely(after), change=after)
 
     def _audit_token_key_change(self, e: RecordEvent) -> None:
         """Every path that rotates a tokenKey (password or email change) revokes all tokens: log it."""

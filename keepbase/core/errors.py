@@ -10,7 +10,8 @@
      ├── TooManyRequestsError   429
      ├── InsufficientStorageError  507  (the data folder or file storage is full)
      └── ServiceUnavailableError   503
-          └── StorageUnavailableError  503  (the storage refuses writes: read-only, failing disk)
+          ├── StorageUnavailableError  503  (the storage refuses writes: read-only, failing disk)
+          └── DatabaseUnavailableError 503  (the database cannot be reached; sent with Retry-After)
 
     StartupError (not an ApiError): the app cannot start; one line for the operator
 
@@ -166,3 +167,14 @@ class StartupError(Exception):
     def __init__(self, message: str, path: str = "") -> None:
         super().__init__(message)
         self.path = path
+
+
+class DatabaseUnavailableError(ServiceUnavailableError):
+    """503: the database cannot be reached (connection refused or lost, no pooled connection free
+    in time); nothing of the request was saved. ``retry_after`` (seconds) is sent as ``Retry-After``.
+    ``store.db.translate_errors`` raises it; ``Database.available`` tells whether it is happening."""
+
+    retry_after: int = 5
+
+    def __init__(self, message: str = "The database is temporarily unavailable. Try again later.") -> None:
+        super().__init__(message)

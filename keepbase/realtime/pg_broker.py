@@ -10,6 +10,15 @@ fits, else ``<node>|c|<msg id>|<i>|<n>|<base64 part>`` chunks reassembled by the
 A record create/update too large to ship is sent as a reference (collection, id, action) and
 the receiving node re-reads the row; deletes are chunked since the row is gone.
 Messages a node sent itself are skipped on receipt: they were already delivered locally.
+
+Record changes do not depend on these notifications on PostgreSQL: they are rows of the change
+log (``changelog``), written by the transaction that made them, which also NOTIFYs a
+``{"type": "changes"}`` wake-up in this wire format. A notification lost while a node was not
+listening costs nothing but a little latency: the node reads the log after it reconnects.
+
+While the database is unreachable both connections are retried with a backoff capped at 2 s;
+the failures are not logged one by one: ``Database.connection_failed`` writes one line when the
+outage starts, and ``Database.reachable`` one when the listener is back.
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from ..core.ids import random_string
+from ..store.db import Database
+from ..store.dialects.postgres import is_connection_error
 from .broker import Deliver, Message
 from .supervisor import Supervisor
 
@@ -116,7 +127,7 @@ class PostgresBroker:
     shared = True
 
     def __init__(self, url: str, *, node: str | None = None,
-                 notify_now: Callable[[str, list[str]], None] | None = None) -> None:
+                 notify_now: Callable[[str, list[str]], None] | None = None, db: Database | None = None) -> None:
         """``notify_now(channel, payloads)``, when given, sends NOTIFYs synchronously: it is used on
         the thread that committed a write, so the notification is out before the write is
         acknowledged (a node killed right after answering loses no event of an answered write)."""
@@ -127,8 +138,11 @@ class PostgresBroker:
         self._deliver: Deliver | None = None
         self._on_connect: Callable[[], None] | None = None
         self._outbox: asyncio.Queue[str] | None = None
-        self._supervisor = Supervisor()
+        self.db = db
+        self._supervisor = Supervisor(max_delay=2.0, quiet=db.connection_failed if db is not None
+                                      else is_connection_error)
         self.listening = asyncio.Event()
+        self.connections = 0  # successful LISTENs so far (1 + reconnections)
 
     async def start(self, deliver: Deliver, on_connect: Callable[[], None] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
@@ -153,8 +167,11 @@ class PostgresBroker:
             try:
                 self._notify_now(CHANNEL, payloads)
                 sent = True
-            except Exception:
-                log.exception("realtime: synchronous NOTIFY failed; queued instead")
+            except Exception as exc:
+                if self.db is not None and self.db.connection_failed(exc):
+                    log.debug("realtime: synchronous NOTIFY failed (database unreachable); queued instead")
+                else:
+                    log.exception("realtime: synchronous NOTIFY failed; queued instead")
         try:
             if local and self._deliver is not None:
                 loop.call_soon_threadsafe(self._deliver, message)
@@ -177,6 +194,9 @@ class PostgresBroker:
         conn = await psycopg.AsyncConnection.connect(**conninfo_kwargs(self.url))
         try:
             await conn.execute(f"LISTEN {CHANNEL}")
+            self.connections += 1
+            if self.db is not None:
+                self.db.reachable()
             self.listening.set()
             if self._on_connect is not None:
                 self._on_connect()

@@ -10,6 +10,11 @@ the clients, which write all they have queued in one go (``outbox``). Background
 (dispatcher, housekeeping, the broker's connections) run under a :class:`Supervisor` that logs
 and restarts them.
 
+On PostgreSQL, record changes reach the other nodes through the change log (``changelog``): the
+writing transaction stores them, the broker only wakes the nodes, and each node's ``ChangeFeed``
+reads what it has not dispatched yet (also after reconnecting to a database that was down). A
+node delivers its own changes to its clients at once, from the after-commit hook.
+
 The stored auth of a client follows its record: an update with a new ``tokenKey`` (password or
 email change) or a delete drops it (the client continues as a guest, like PocketBase), any
 other update refreshes it; tokens are also re-verified periodically (collection secret changes).
@@ -29,6 +34,7 @@ import anyio.to_thread
 import orjson
 from sqlalchemy import func, select
 
+from ..core.errors import DatabaseUnavailableError
 from ..core.events import Event, Hooks, RecordEvent
 from ..core.types import AuthInfo
 from ..store.models import Collection
@@ -36,6 +42,7 @@ from ..store.record_input import row_values
 from ..store.records import RecordService
 from .access import EventRender, Project, Viewer, ViewerKey, finish, prepare, stored_values
 from .broker import Broker, Message
+from .changelog import JOURNALED, WAKE, ChangeFeed
 from .sse import PING, frame, frame_tail
 from .subscriptions import Client, ClientRegistry, Subscription
 from .supervisor import Supervisor
@@ -63,15 +70,20 @@ class RealtimeSettings:
 
 class Realtime:
     def __init__(self, records: RecordService, hooks: Hooks, broker: Broker, settings: RealtimeSettings,
-                 *, verify_token: VerifyToken | None = None, project: Project | None = None) -> None:
+                 *, verify_token: VerifyToken | None = None, project: Project | None = None,
+                 feed: ChangeFeed | None = None, wake_after_commit: bool = False) -> None:
+        """``feed``: the change log reader (PostgreSQL); ``wake_after_commit``: tell the other nodes
+        through the broker after each journaled commit (Redis; a PostgreSQL transaction NOTIFYs itself)."""
         self.records = records
+        self.feed = feed
+        self.wake_after_commit = wake_after_commit
         self.collections = records.collections
         self.broker = broker
         self.settings = settings
         self.verify_token = verify_token
         self.project = project
         self.clients = ClientRegistry(max_clients=settings.max_clients, queue_size=settings.queue_size)
-        self.supervisor = Supervisor()
+        self.supervisor = Supervisor(quiet=lambda exc: isinstance(exc, DatabaseUnavailableError))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inbox: asyncio.Queue[Message] | None = None
         self._start_lock: asyncio.Lock | None = None
@@ -99,6 +111,8 @@ class Realtime:
     async def start(self) -> None:
         self._inbox = asyncio.Queue(maxsize=self.settings.inbox_size)
         await self.broker.start(self._deliver, self._on_broker_connect)
+        if self.feed is not None:
+            await self.feed.start(self._deliver)
         self._loop = asyncio.get_running_loop()
         self.supervisor.start("realtime-dispatch", self._dispatch)
         self.supervisor.start("realtime-housekeeping", self._housekeeping)
@@ -116,14 +130,30 @@ class Realtime:
         for client in list(self.clients.clients.values()):
             client.drop(SHUTDOWN)
         await self.supervisor.stop()
+        if self.feed is not None:
+            await self.feed.stop()
         await self.broker.stop()
 
     # --- hooks (any thread) ---
     def _on_record(self, e: RecordEvent) -> None:
-        if self._loop is None:
+        loop = self._loop
+        if loop is None:
             return
         c: Collection = e.collection
-        if c is None or c.is_view or (not self.broker.shared and not self.clients.clients):
+        if c is None or c.is_view:
+            return
+        if self.feed is not None and getattr(e, JOURNALED, False):  # the other nodes read the change log
+            if self.wake_after_commit:
+                self.broker.publish(WAKE, local=False)
+            if self.clients.clients:
+                message = {"type": "record", "action": e.action, "collection": c.id,
+                           "record": stored_values(c, e.record)}
+                try:
+                    loop.call_soon_threadsafe(self._deliver, message)
+                except RuntimeError:  # the loop has closed: the server is shutting down
+                    pass
+            return
+        if not self.broker.shared and not self.clients.clients:
             return
         self.broker.publish({"type": "record", "action": e.action, "collection": c.id,
                              "record": stored_values(c, e.record)})
@@ -142,8 +172,11 @@ class Realtime:
             log.error("realtime: dispatcher is %d messages behind; message dropped", self._inbox.qsize())
 
     def _on_broker_connect(self) -> None:
-        # notifications sent while this node was not listening are lost: reload the schema
+        # notifications sent while this node was not listening are lost: reload the schema, and
+        # read the change log for the record changes
         self._deliver({"type": "collections"})
+        if self.feed is not None:
+            self.feed.wake()
 
     async def _thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await anyio.to_thread.run_sync(lambda: fn(*args))
@@ -157,6 +190,8 @@ class Realtime:
                 batch.append(inbox.get_nowait())
             try:
                 await self._handle_batch(batch)
+            except DatabaseUnavailableError:  # the outage itself is logged once by the Database
+                log.warning("realtime: %d messages not dispatched: the database is unreachable", len(batch))
             except Exception:
                 log.exception("realtime: failed to dispatch %d messages", len(batch))
 
@@ -166,7 +201,10 @@ class Realtime:
         for message in batch:
             kind = message.get("type")
             try:
-                if kind == "collections":
+                if kind == "changes":
+                    if self.feed is not None:
+                        self.feed.wake()
+                elif kind == "collections":
                     await self._flush(ready)
                     await self._thread(self.collections.refresh)
                 elif kind == "record":
@@ -175,6 +213,8 @@ class Realtime:
                     event = await self._prepare(message)
                     if event is not None:
                         ready.append(event)
+            except DatabaseUnavailableError:
+                log.warning("realtime: a %s message was not dispatched: the database is unreachable", kind)
             except Exception:
                 log.exception("realtime: failed to dispatch %s message", kind)
         await self._flush(ready)

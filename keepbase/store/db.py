@@ -11,6 +11,18 @@ run only when the work is rolled back.
 schema is compiled once, and on SQLite it runs on a bare reader connection, skipping
 SQLAlchemy's per-execution bookkeeping (cache key, execution context, result metadata,
 transaction events), which costs several times a primary-key lookup.
+
+Reachability (PostgreSQL). A lost or refused connection, or no pooled connection free in time,
+becomes ``DatabaseUnavailableError`` (503 with ``Retry-After``) in ``translate_errors``, and the
+Database remembers it: ``available`` is False and ``unavailable_since`` set from the first such
+failure until the next statement that succeeds (a request, ``ping()``, or a background task that
+reconnected and called ``reachable()``). Each change of state is one log line, so an outage
+writes two lines however many requests fail meanwhile. Dead pooled connections are dropped at
+checkout (``dialects.postgres``), so the first requests after a restart do not fail.
+
+The change journal. ``after_commit(conn, fn, change=event)`` also records ``event`` (a record
+change) on the transaction; just before COMMIT, ``Database.journal`` (when set: the realtime
+change log on PostgreSQL) gets them all and may write them in the same transaction.
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,9 +38,10 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, Select
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from ..core.errors import BadRequestError
-from .dialects.postgres import create_pg_engine
+from ..core.errors import BadRequestError, DatabaseUnavailableError
+from .dialects.postgres import create_pg_engine, is_connection_error
 from .dialects.sqlite import TimedConnection, create_engines
 from .write_health import storage_error
 
@@ -38,6 +52,12 @@ class Database:
         self._write_lock = threading.RLock()
         self._local = threading.local()
         self._spare: list[Any] = []  # one idle SQLite reader kept out of the pool (see read_rows)
+        self._state_lock = threading.Lock()
+        self._down_since: float | None = None
+        #: the last connection failure, one line ("" while available)
+        self.last_failure = ""
+        #: called inside each write transaction, just before COMMIT, with its record changes
+        self.journal: Callable[[Connection, list[Any]], None] | None = None
         if pg_url:
             self.dialect = "postgresql"
             engine = create_pg_engine(pg_url, pool_size=pool_size, timeout_ms=timeout_ms)
@@ -58,14 +78,59 @@ class Database:
     def _current(self) -> Connection | None:
         return getattr(self._local, "conn", None)
 
+    # --- reachability ---
+    @property
+    def available(self) -> bool:
+        """False from a failed connection until the next statement that succeeds."""
+        return self._down_since is None
+
+    @property
+    def unavailable_since(self) -> float | None:
+        """When the current outage was first noticed (``time.time()``), or None."""
+        return self._down_since
+
+    def connection_failed(self, exc: BaseException) -> bool:
+        """If ``exc`` means the database cannot be reached, note the outage (one log line when it
+        starts) and return True; otherwise return False."""
+        if not is_connection_error(exc) or isinstance(exc, PoolTimeoutError):  # a busy pool is not an outage
+            return isinstance(exc, PoolTimeoutError)
+        with self._state_lock:
+            if self._down_since is not None:
+                return True
+            self._down_since = time.time()
+            self.last_failure = _describe(exc)
+        _log.error("database unreachable (%s); requests are answered 503 until it is back", self.last_failure)
+        return True
+
+    def reachable(self) -> None:
+        """A statement succeeded: end the outage, if there was one (one log line)."""
+        if self._down_since is None:  # the hot path: no lock
+            return
+        with self._state_lock:
+            since, self._down_since, self.last_failure = self._down_since, None, ""
+        if since is not None:
+            _log.warning("database reachable again (unreachable for %.1f s)", time.time() - since)
+
+    def ping(self) -> bool:
+        """``SELECT 1`` on a pooled connection; updates ``available``. Blocking (at most about
+        ``dialects.postgres.CONNECT_TIMEOUT`` seconds when the server cannot be reached)."""
+        try:
+            with self.read() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except DatabaseUnavailableError:
+            return False
+        return True
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
         current = self._current()
         if current is not None:  # reuse an enclosing write transaction
             yield current
             return
-        with translate_errors(), self.reader.connect() as conn, conn.begin():
+        with translate_errors(self), self.reader.connect() as conn, conn.begin():
             yield conn
+        if self._down_since is not None:
+            self.reachable()
 
     def compile_read(self, stmt: Select[Any]) -> CompiledRead:
         """Compile a SELECT once, for ``read_rows``. Keep the result (per collection schema):
@@ -91,7 +156,7 @@ class Database:
         dbapi = fairy.dbapi_connection
         reusable = False
         try:
-            with translate_errors():
+            with translate_errors(self):
                 if isinstance(dbapi, TimedConnection):
                     dbapi.arm()  # the statement timeout, as a transaction begin does
                 if snapshot:
@@ -117,23 +182,30 @@ class Database:
             return
         hooks: list[Callable[[], None]] = []
         rollbacks: list[Callable[[], None]] = []
+        changes: list[Any] = []
         lock = self._write_lock if self.is_sqlite else _NULL_LOCK
         try:
-            with lock, translate_errors():
+            with lock, translate_errors(self):
                 with self.writer.connect() as conn:
                     conn.info["after_commit"] = hooks
                     conn.info["on_rollback"] = rollbacks
+                    conn.info["changes"] = changes
                     self._local.conn = conn
                     try:
                         with conn.begin():
                             yield conn
+                            if changes and self.journal is not None:
+                                self.journal(conn, changes)
                     finally:
                         self._local.conn = None
                         conn.info.pop("after_commit", None)
                         conn.info.pop("on_rollback", None)
+                        conn.info.pop("changes", None)
         except BaseException:
             _run_quietly(rollbacks)
             raise
+        if self._down_since is not None:
+            self.reachable()
         for hook in hooks:
             hook()
 
@@ -146,27 +218,34 @@ class Database:
         out: list[tuple[Any, Any, BaseException | None, list[Callable[[], None]]]] = []
         kept_rollbacks: list[Callable[[], None]] = []
         try:
-            with self._write_lock, translate_errors(), self.writer.connect() as conn:  # a failed COMMIT too
+            with self._write_lock, translate_errors(self), self.writer.connect() as conn:  # a failed COMMIT too
                 self._local.conn = conn
+                kept_changes: list[Any] = []
                 try:
                     with conn.begin():
                         for fn, tag in zip(fns, tags, strict=True):
                             hooks: list[Callable[[], None]] = []
                             rollbacks: list[Callable[[], None]] = []
+                            changes: list[Any] = []
                             conn.info["after_commit"] = hooks
                             conn.info["on_rollback"] = rollbacks
+                            conn.info["changes"] = changes
                             try:
-                                with translate_errors(), conn.begin_nested():
+                                with translate_errors(self), conn.begin_nested():
                                     result = fn()
                                 out.append((tag, result, None, hooks))
                                 kept_rollbacks.extend(rollbacks)
+                                kept_changes.extend(changes)
                             except Exception as exc:
                                 _run_quietly(rollbacks)
                                 out.append((tag, None, exc, []))
+                        if kept_changes and self.journal is not None:
+                            self.journal(conn, kept_changes)
                 finally:
                     self._local.conn = None
                     conn.info.pop("after_commit", None)
                     conn.info.pop("on_rollback", None)
+                    conn.info.pop("changes", None)
         except BaseException:  # the COMMIT failed: every job's work is gone
             _run_quietly(kept_rollbacks)
             raise
@@ -275,13 +354,20 @@ class _SqliteRows:
         return None if row is None else row[0]
 
 
-def after_commit(conn: Connection, fn: Callable[[], None]) -> None:
-    """Run ``fn`` once the transaction that owns ``conn`` has committed (never on rollback)."""
+def after_commit(conn: Connection, fn: Callable[[], None], *, change: Any = None) -> None:
+    """Run ``fn`` once the transaction that owns ``conn`` has committed (never on rollback).
+
+    ``change``: the record change (a ``RecordEvent``) ``fn`` announces; it is handed to
+    ``Database.journal`` before the COMMIT, so a change log can be written in the transaction."""
     hooks = conn.info.get("after_commit")
     if hooks is None:
         fn()
     else:
         hooks.append(fn)
+        if change is not None:
+            changes = conn.info.get("changes")
+            if changes is not None:
+                changes.append(change)
 
 
 def on_rollback(conn: Connection, fn: Callable[[], None]) -> None:
@@ -309,14 +395,26 @@ class _NullLock:
 
 
 _NULL_LOCK = _NullLock()
+_log = logging.getLogger("keepbase.store")
+
+
+def _describe(exc: BaseException) -> str:
+    cause: Any = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    return (" ".join(str(cause).split()) or type(cause).__name__)[:200]
 
 
 @contextmanager
-def translate_errors() -> Iterator[None]:
-    """Driver errors that reach here become a generic 400; the cause stays chained for logs."""
+def translate_errors(db: Database | None = None) -> Iterator[None]:
+    """Driver errors that reach here become API errors; the cause stays chained for logs.
+    An unreachable database is a 503 (``DatabaseUnavailableError``; noted on ``db``), a full or
+    read-only one 507/503 (``write_health``), anything else a generic 400."""
     try:
         yield
+    except PoolTimeoutError as exc:  # no pooled connection free in time
+        raise DatabaseUnavailableError() from exc
     except (OperationalError, sqlite3.OperationalError) as exc:  # the latter from read_rows' bare connection
+        if _unreachable(db, exc):
+            raise DatabaseUnavailableError() from exc
         if (full_or_read_only := storage_error(exc)) is not None:  # 507 / 503: see store.write_health
             raise full_or_read_only from exc
         text = str(exc.orig) if isinstance(exc, DBAPIError) and exc.orig is not None else str(exc)
@@ -324,9 +422,19 @@ def translate_errors() -> Iterator[None]:
             raise BadRequestError("The query took too long and was cancelled.") from exc
         raise
     except (DBAPIError, sqlite3.Error) as exc:
+        if _unreachable(db, exc):
+            raise DatabaseUnavailableError() from exc
         if (full_or_read_only := storage_error(exc)) is not None:
             raise full_or_read_only from exc
         text = str(exc.orig) if isinstance(exc, DBAPIError) and exc.orig is not None else ""
         if "NUL" in text or "0x00" in text:
             raise BadRequestError() from exc
         raise
+
+
+def _unreachable(db: Database | None, exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.Error):
+        return False
+    if db is not None:
+        return db.connection_failed(exc)
+    return is_connection_error(exc)

@@ -297,7 +297,7 @@ class RecordService:
             event = RecordEvent(collection=c, record=values, info=info, action="create", connection=conn)
             self.hooks.record_create.trigger(event, default)
             after = RecordEvent(collection=c, record=dict(values), info=info, action="create")
-            after_commit(conn, lambda: self.hooks.record_after_create.trigger_safely(after))
+            after_commit(conn, lambda: self.hooks.record_after_create.trigger_safely(after), change=after)
             return self._reload_json(conn, c, table, values["id"], info)
 
     def _check_create_rule(self, conn: Connection, c: Collection, table: Table, values: dict[str, Any],
@@ -492,7 +492,7 @@ class RecordService:
             event = RecordEvent(collection=c, record=values, old=old, info=info, action="update", connection=conn)
             self.hooks.record_update.trigger(event, default)
             after = RecordEvent(collection=c, record=dict(values), old=old, info=info, action="update")
-            after_commit(conn, lambda: self.hooks.record_after_update.trigger_safely(after))
+            after_commit(conn, lambda: self.hooks.record_after_update.trigger_safely(after), change=after)
             return self._reload_json(conn, c, table, record_id, info)
 
     def _is_manager(self, conn: Connection, c: Collection, table: Table, record_id: str, info: RequestInfo) -> bool:
@@ -570,7 +570,7 @@ class RecordService:
             gone = [row_values(c, r) for r in conn.execute(select(table).where(table.c.id.in_(ids))).all()]
             for values in gone:
                 ev = RecordEvent(collection=c, record=values, info=info, action="delete")
-                after_commit(conn, lambda ev=ev: self.hooks.record_after_delete.trigger_safely(ev))
+                after_commit(conn, lambda ev=ev: self.hooks.record_after_delete.trigger_safely(ev), change=ev)
         conn.execute(delete(table).where(table.c.id.in_(ids)))
 
     def _unlink(self, conn: Connection, other: Collection, f: Any, ids: list[str], depth: int,
