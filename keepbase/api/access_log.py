@@ -75,6 +75,9 @@ def _unquote_key(key: str) -> str:
     return key
 
 
+_MILLIS = tuple(f".{i:03d}Z" for i in range(1000))
+
+
 class _Clock:
     """ISO-8601 UTC timestamps with milliseconds; the part up to the second is cached."""
 
@@ -85,11 +88,11 @@ class _Clock:
         self.prefix = ""
 
     def stamp(self, now: float) -> str:
-        second = int(now)
+        second, millis = divmod(int(now * 1000), 1000)
         if second != self.second:
             self.second = second
             self.prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self.prefix}.{int((now - second) * 1000):03d}Z"
+        return self.prefix + _MILLIS[millis]
 
 
 class LineWriter:
@@ -204,12 +207,11 @@ class AccessLogMiddleware:
         if ip is None:
             ip = self._ip(scope)
         stamp = self.clock.stamp(time.time())
-        ms = round(elapsed * 1000, 2)
         if self.json:
             line = orjson.dumps({"time": stamp, "log": "access", "ip": ip, "method": method, "path": target,
-                                 "status": status, "durationMs": ms}) + b"\n"
+                                 "status": status, "durationMs": int(elapsed * 100_000) / 100}) + b"\n"
         else:
-            line = f"{stamp} {ip or '-'} {method} {target} {status} {ms}ms\n".encode("utf-8", "replace")
+            line = f"{stamp} {ip or '-'} {method} {target} {status} {elapsed * 1000:.2f}ms\n".encode("utf-8", "replace")
         self.writer.write(line)
 
     def _ip(self, scope: Scope) -> str:

@@ -3,8 +3,8 @@
 Readable by a superuser, or with ``Authorization: Bearer <metrics_token>`` when the config sets
 one (compared in constant time); others get PocketBase's 401/403 envelopes.
 
-Per request (``observe``, called by ``api.access_log``) the cost is one dictionary look-up and a
-counter increment plus a histogram observation on cached children. Labels stay bounded: the
+Per request (``observe``, called by ``api.access_log``) the cost is a dictionary look-up and a
+few additions; the counter and histogram families are built when Prometheus scrapes. Labels stay bounded: the
 route is the matched route's *template* (``/api/collections/{collection}/records/{id}``), never
 the raw path; unmatched paths share ``route="none"``; methods outside the standard set are
 ``other``. Realtime streams are counted but kept out of the latency histogram (they last minutes).
@@ -16,11 +16,12 @@ Prometheus scrapes, by a collector: nothing is kept up to date on the hot path.
 from __future__ import annotations
 
 import hmac
+from bisect import bisect_left
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.pool import QueuePool
 from starlette.requests import Request
@@ -32,9 +33,6 @@ from .deps import app_of, require_superuser
 from .health import broker_state, mail_queued, monitor_of
 
 if TYPE_CHECKING:
-    from prometheus_client.metrics import Counter as CounterChild
-    from prometheus_client.metrics import Histogram as HistogramChild
-
     from ..app import App
 
 # seconds; PocketBase-class latencies sit in the first buckets, slow queries in the last ones
@@ -45,18 +43,19 @@ _CUSTOM_SCOPE_KEY = "kb_custom_route"  # set by api.custom on a matched custom r
 
 
 class Metrics:
-    """The registry of one App and the request counters the access-log middleware feeds."""
+    """The registry of one App and the request counts the access-log middleware feeds.
+
+    Requests are counted in plain lists on the event loop (``observe``: a dict look-up, a bisect and
+    three additions, several times cheaper than prometheus_client's locked children) and turned
+    into a counter and a histogram family when Prometheus scrapes, also on the event loop."""
 
     def __init__(self, app: App, routes: list[BaseRoute]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter("keepbase_http_requests", "HTTP requests served, by route template and status.",
-                                ["method", "route", "status"], registry=self.registry)
-        self.latency = Histogram("keepbase_http_request_duration_seconds",
-                                 "Time to serve a request (realtime streams excluded), by route template.",
-                                 ["method", "route"], buckets=BUCKETS, registry=self.registry)
+        self.registry.register(_RequestCollector(self))
         self.registry.register(_StateCollector(app))
         self._templates: dict[Any, str] = {r.endpoint: r.path for r in routes if isinstance(r, Route)}
-        self._children: dict[tuple[str, str, int], tuple[CounterChild, HistogramChild | None]] = {}
+        # (method, route, status) -> [count, sum of seconds, per-bucket counts..., over the last bound]
+        self.counts: dict[tuple[str, str, int], list[Any]] = {}
 
     def route_of(self, scope: Scope) -> str:
         """The template of the route that served ``scope`` (after the request ran)."""
@@ -71,20 +70,48 @@ class Metrics:
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
-        children = self._children.get(key)
-        if children is None:
-            label = method if method in METHODS else "other"
-            streaming = route == "/api/realtime" and method == "GET"
-            children = (self.requests.labels(label, route, str(status)),
-                        None if streaming else self.latency.labels(label, route))
-            if len(self._children) < 10_000:  # bounded anyway; this only caps the cache
-                self._children[key] = children
-        children[0].inc()
-        if children[1] is not None:
-            children[1].observe(seconds)
+        entry = self.counts.get(key)
+        if entry is None:
+            if method not in METHODS:
+                key = ("other", route, status)
+            entry = self.counts.setdefault(key, [0, 0.0] + [0] * (len(BUCKETS) + 1))
+        entry[0] += 1
+        entry[1] += seconds
+        entry[2 + bisect_left(BUCKETS, seconds)] += 1
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _RequestCollector(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        total = CounterMetricFamily("keepbase_http_requests", "HTTP requests served, by route template and status.",
+                                    labels=["method", "route", "status"])
+        latency = HistogramMetricFamily("keepbase_http_request_duration_seconds",
+                                        "Time to serve a request (realtime streams excluded), by route template.",
+                                        labels=["method", "route"])
+        merged: dict[tuple[str, str], list[Any]] = {}
+        for (method, route, status), entry in list(self.metrics.counts.items()):
+            total.add_metric([method, route, str(status)], entry[0])
+            if route == "/api/realtime" and method == "GET":
+                continue  # streams last minutes: they would drown every other latency
+            acc = merged.setdefault((method, route), [0, 0.0] + [0] * (len(BUCKETS) + 1))
+            for i, value in enumerate(entry):
+                acc[i] += value
+        for (method, route), acc in merged.items():
+            cumulative, buckets = 0, []
+            for bound, count in zip((*map(str, BUCKETS), "+Inf"), acc[2:], strict=True):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            latency.add_metric([method, route], buckets, acc[1])
+        yield total
+        yield latency
 
 
 class _StateCollector(Collector):
