@@ -102,10 +102,10 @@ def test_bounded_and_fair(smtp: ScriptedSmtp, smtp_mailer: Mailer, caplog: pytes
     assert len(drops) == 6 and any("queue is full (8 mails waiting)" in d for d in drops)
     smtp.gate.set()
     delivered = smtp.wait_delivered(8)
-    # round-robin over clients: the flooder's 2nd and 3rd mails wait behind everybody else's first
-    assert delivered[0] == "spam0@example.com"
-    assert delivered.index("bob@example.com") < delivered.index("spam1@example.com")
-    assert delivered.index("carol@example.com") < delivered.index("spam1@example.com")
+    # round-robin over clients: the flooder gets one turn per round, so its last mail waits behind
+    # everybody else's (whether its 2nd goes before them depends on when the worker took its 1st)
+    assert delivered[0] == "spam0@example.com" and delivered[-1] == "spam2@example.com"
+    assert delivered.index("bob@example.com") < delivered.index("spam2@example.com")
     assert queue.flush(5) and len(queue) == 0
     assert queue.submit(mail("spam9@example.com"), client="203.0.113.66")  # the cap counts waiting mail only
     queue.close(5)
