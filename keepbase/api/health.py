@@ -185,7 +185,8 @@ class HealthMonitor:
         self._last = snap
         return snap
 
-    def _cached(self) -> Snapshot | None:
+    def cached(self) -> Snapshot | None:
+        """The latest result if recent enough to answer with (a stale one starts a new check)."""
         last = self._last
         if last is None:
             return None
@@ -199,7 +200,7 @@ class HealthMonitor:
 
     async def current(self) -> Snapshot:
         """The latest result, checking first when there is none recent enough (event loop)."""
-        cached = self._cached()
+        cached = self.cached()
         if cached is not None:
             return cached
         try:
@@ -209,7 +210,7 @@ class HealthMonitor:
 
     def snapshot(self) -> Snapshot:
         """As ``current``, for code off the event loop (blocks at most ``timeout`` seconds)."""
-        cached = self._cached()
+        cached = self.cached()
         if cached is not None:
             return cached
         try:
@@ -231,7 +232,8 @@ def monitor_of(app: App) -> HealthMonitor:
 
 async def health(request: Request) -> Response:
     app = app_of(request)
-    snap = await monitor_of(app).current()
+    monitor = monitor_of(app)
+    snap = monitor.cached() or await monitor.current()
     superuser = False
     if request.headers.get("authorization") and not snap.problem:
         # a token is checked against the database: while that is down everyone is a guest
