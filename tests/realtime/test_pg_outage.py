@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from tests.pg_server import StoppableCluster, create_database
+from tests.redis_server import RedisServer
 from tests.server_process import ServerProcess, run_cli, stop_all
 
 from .conftest import admin_token, make_collection, unique
@@ -152,7 +153,6 @@ async def run_outage(nodes: Nodes) -> None:
         await ha.aclose()
 
     for node in (a, b):
-        print(f"--- {node.log.name} ---\n{node.output()[-4000:]}")
         await _until(lambda node=node: _count(node.output(), OUTAGE_END) >= 1, 10, f"{node.log.name}: outage end")
         log = node.output()
         assert _count(log, OUTAGE_START) == 1, log[-3000:]
@@ -172,3 +172,18 @@ async def _until(cond: Any, timeout: float, what: str) -> None:
 
 async def test_postgres_outage_two_nodes(nodes: Nodes) -> None:
     await run_outage(nodes)
+
+
+@pytest.fixture
+def redis_nodes(tmp_path: Path) -> Iterator[Nodes]:
+    redis = RedisServer()
+    redis.start()
+    try:
+        yield from _start_nodes(tmp_path, {"KEEPBASE_REDIS_URL": redis.url})
+    finally:
+        redis.close()
+
+
+async def test_postgres_outage_two_nodes_with_redis(redis_nodes: Nodes) -> None:
+    """Redis stays up and only wakes the nodes: the change log in PostgreSQL is what they read."""
+    await run_outage(redis_nodes)
