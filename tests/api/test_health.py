@@ -198,3 +198,43 @@ def test_a_database_that_never_answers_times_out(tmp_path: Path) -> None:
     db.dispose()
     assert waited < 2
     assert snap.problem == DB_DOWN and "no answer within 0.3 s" in snap.database.error
+
+
+@pytest.fixture
+def db_args(engine: str, request: pytest.FixtureRequest) -> Iterator[list[str]]:
+    if engine == "sqlite":
+        yield []
+        return
+    from tests.pg_server import create_database, drop_database
+
+    url = create_database(request.getfixturevalue("pg_base_url"))
+    try:
+        yield ["--db", url]
+    finally:
+        drop_database(url)
+
+
+def test_served_node_reports_its_broker_connected(tmp_path: Path, db_args: list[str]) -> None:
+    """In a real server realtime starts with it: the broker (in-memory, or PostgreSQL LISTEN) is
+    connected, and the detail says so."""
+    from tests.conftest import SU_EMAIL, SU_PASSWORD
+    from tests.server_process import ServerProcess, run_cli
+
+    dir_args = ["--dir", str(tmp_path / "data")]
+    code, out = run_cli("superuser", "upsert", SU_EMAIL, SU_PASSWORD, *dir_args, *db_args)
+    assert code == 0, out
+    server = ServerProcess.start(tmp_path, *dir_args, *db_args).wait_ready()
+    try:
+        r = httpx.post(f"{server.url}/api/collections/_superusers/auth-with-password",
+                       json={"identity": SU_EMAIL, "password": SU_PASSWORD})
+        assert r.status_code == 200, r.text
+        headers = {"Authorization": r.json()["token"]}
+        deadline = time.monotonic() + 10
+        while True:
+            broker = httpx.get(f"{server.url}/api/health?detail=1", headers=headers).json()["data"]["detail"]["broker"]
+            if broker["connected"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    finally:
+        assert server.stop() == 0
+    assert broker == {"type": "memory" if not db_args else "postgres", "started": True, "connected": True}
