@@ -6,14 +6,17 @@ A message is a small JSON-able dict:
   where ``record`` holds the stored (column) values of the record as committed;
 * ``{"type": "record", ..., "ref": true}`` without ``record``: too large to ship, the receiving
   node re-reads the row (never used for deletes);
-* ``{"type": "collections"}``: the schema changed, drop cached collections.
+* ``{"type": "collections"}``: the schema changed, drop cached collections;
+* ``{"type": "changes"}``: a wake-up: the change log in PostgreSQL has new rows (``changelog``).
+  On PostgreSQL record changes travel that way, whichever the broker: the broker only wakes.
 
 ``publish`` is called from any thread (after-commit hooks run on worker threads) and never
 blocks. ``deliver`` (given to ``start``) is always called on the event loop; a broker calls it
 for local messages too, unless ``publish(..., local=False)``.
 
-Two implementations: :class:`MemoryBroker` (one process) and
-:class:`keepbase.realtime.pg_broker.PostgresBroker` (LISTEN/NOTIFY, several processes).
+Implementations: :class:`MemoryBroker` (one process), and for several processes
+:class:`keepbase.realtime.pg_broker.PostgresBroker` (LISTEN/NOTIFY) and
+:class:`keepbase.realtime.redis_broker.RedisBroker` (Redis pub/sub).
 """
 
 from __future__ import annotations
