@@ -132,6 +132,8 @@ class ChangeFeed:
 
     async def start(self, deliver: Deliver) -> None:
         self._deliver = deliver
+        self._wake = asyncio.Event()  # bound to this event loop (an App may be started again on another)
+        self.connected = asyncio.Event()
         self._supervisor.start("pg-changes", self._run)
 
     async def stop(self) -> None:
