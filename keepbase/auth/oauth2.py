@@ -19,20 +19,26 @@ Security decisions (why, at length):
   an account at some provider (an Entra tenant, a self-hosted OIDC server) could sign in as you.
   With such an email a *new* account is created; if the address is already taken the unique
   email index refuses it, so the sign-in fails instead of taking the account over.
-* When a vouched-for email selects an existing, unverified record, its password is replaced by
-  a random one (as PocketBase does): whoever registered the address before the real owner
-  proved it must not keep a password into the now-verified account. The tokenKey rotates too.
+* When a vouched-for email selects an existing, unverified record, the provider's proof of the
+  address wins over whoever registered it first (possibly someone squatting on a victim's
+  address): the sign-in succeeds and the pre-registration loses every way back in, as in
+  PocketBase. Its password is replaced by a random one (which rotates the tokenKey, so every
+  token issued to it dies), every external identity linked to the record is unlinked (the
+  squatter may have linked their own), and its pending MFA sessions are dropped.
 * An empty provider user id is refused: it would link every such user to one account.
-* The avatar is downloaded only over http(s), at most the file field's ``maxSize``, without
-  following redirects, and only from a public address (or the provider's own configured hosts):
-  its URL comes from the external user's profile and must not reach internal services.
+* The avatar URL comes from the external user's profile, so it is fetched only through the
+  egress guard (``security.egress``): public addresses only, pinned, redirects re-checked,
+  size and time capped. A refused or failed download skips the avatar, never the sign-in.
+  There is no exception for the provider's own host: it would let a profile point at any port
+  of that host. ``OAuth2Service.egress`` may be given an explicit allow-list instead.
+* The token, user-info, JWKS and discovery URLs are *not* guarded: they come from the
+  provider configuration, which only superusers write, and a self-hosted provider on a private
+  network is a normal deployment. They have the HTTP timeout of ``HTTP_TIMEOUT``.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,12 +48,13 @@ import requests
 from authlib.common.errors import AuthlibBaseError  # type: ignore[import-untyped]
 from authlib.integrations.requests_client import OAuth2Session  # type: ignore[import-untyped]
 from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 
 from ..core.clock import now_str
 from ..core.errors import REQUIRED, ApiError, BadRequestError, FieldError, ForbiddenError, ValidationError
 from ..core.ids import new_record_id, random_string
 from ..core.types import AuthInfo, RequestInfo
+from ..security.egress import Egress, EgressError
 from ..store.audit import AuditEntry, AuditLog
 from ..store.collections import CollectionStore
 from ..store.db import Database
@@ -90,6 +97,9 @@ class OAuth2Service:
         self.records = records
         self.audit = audit
         self._discovery: dict[str, tuple[float, Any]] = {}
+        # the guard for provider-supplied URLs (avatars); tests and operators may replace it
+        # with one that has an explicit allow-list
+        self.egress = Egress()
 
     @staticmethod
     def enabled_or_403(c: Collection) -> dict[str, Any]:
@@ -276,6 +286,8 @@ class OAuth2Service:
                         self.records.update_record(c, str(record["id"]), {"verified": True}, _SU)
                 else:
                     assert record is not None
+                    if link is None and self._is_squatted(c, record, info):
+                        self._evict_pre_registration(c, str(record["id"]))
                     self._update_existing(c, record, user, info)
                 if link is None:
                     self._link(c, str(record["id"]), name, user.id)
@@ -290,6 +302,25 @@ class OAuth2Service:
         if out is None:
             raise BadRequestError(FAILED)
         return out, is_new
+
+    @staticmethod
+    def _is_squatted(c: Collection, record: dict[str, Any], info: RequestInfo) -> bool:
+        """An unverified record selected by the provider's verified email, not by its own session:
+        whoever registered it has not proved the address, the provider's user has."""
+        logged_in = info.auth is not None and info.auth.collection_id == c.id and info.auth.id == record["id"]
+        return not logged_in and bool(record.get("email")) and not record.get("verified")
+
+    def _evict_pre_registration(self, c: Collection, record_id: str) -> None:
+        """Unlink every external identity and drop the MFA sessions of ``record_id`` (the new
+        password set by ``_update_existing`` rotates its tokenKey). Runs in the sign-in's
+        transaction."""
+        ext = self.collections.records_table(self.collections.get("_externalAuths"))
+        mfas = self.collections.records_table(self.collections.get("_mfas"))
+        with self.db.write() as conn:
+            unlinked = conn.execute(delete(ext).where(ext.c.collectionRef == c.id, ext.c.recordRef == record_id))
+            conn.execute(delete(mfas).where(mfas.c.collectionRef == c.id, mfas.c.recordRef == record_id))
+        log.warning("OAuth2 sign-in with a verified email took over the unverified record %s of %s "
+                    "(%d external identities unlinked)", record_id, c.name, unlinked.rowcount)
 
     def _update_existing(self, c: Collection, record: dict[str, Any], user: AuthUser, info: RequestInfo) -> None:
         body: dict[str, Any] = {}
@@ -334,45 +365,23 @@ class OAuth2Service:
         f = c.get_field(target) if target else None
         if f is not None and target not in payload and user.avatar_url:
             if f.type == "file":
-                avatar = self._download_avatar(user.avatar_url, int(f.options.get("maxSize") or AVATAR_MAX_SIZE),
-                                               provider)
+                avatar = self._download_avatar(user.avatar_url, int(f.options.get("maxSize") or AVATAR_MAX_SIZE))
                 if avatar is not None:
                     payload[target] = avatar
             else:
                 payload[target] = user.avatar_url
         return payload
 
-    def _download_avatar(self, url: str, limit: int, provider: Provider) -> Any:
+    def _download_avatar(self, url: str, limit: int) -> Any:
+        """The avatar at ``url`` as an upload, fetched through the egress guard; None if it is
+        refused, fails, is not a 200 or is larger than ``limit``."""
         try:
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                return None
-            trusted = {urlsplit(u).hostname for u in (provider.auth_url, provider.token_url, provider.user_info_url)}
-            if parts.hostname not in trusted and not _is_public_host(parts.hostname, parts.port or 443):
-                log.warning("refusing to fetch an OAuth2 avatar from a non-public address: %s", parts.hostname)
-                return None
-            with requests.get(url, timeout=AVATAR_TIMEOUT, allow_redirects=False, stream=True) as res:
-                if res.status_code != 200:
-                    return None
-                data = bytearray()
-                for chunk in res.iter_content(64 * 1024):
-                    data.extend(chunk)
-                    if len(data) > limit:
-                        return None
-            name = parts.path.rsplit("/", 1)[-1] or "avatar"
-            return self.new_upload(name, bytes(data))
-        except Exception as exc:  # the sign-in goes on without an avatar, as PocketBase's
+            res = self.egress.get(url, max_bytes=limit, timeout=AVATAR_TIMEOUT)
+        except EgressError as exc:  # the sign-in goes on without an avatar, as PocketBase's
             log.warning("failed to retrieve the OAuth2 avatar: %s", exc)
             return None
-
-
-def _is_public_host(host: str, port: int) -> bool:
-    try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    except OSError:
-        return False
-    for info in infos:
-        addr = ipaddress.ip_address(info[4][0])
-        if not addr.is_global:
-            return False
-    return bool(infos)
+        if res.status != 200 or not res.content:
+            log.warning("failed to retrieve the OAuth2 avatar: status %d", res.status)
+            return None
+        name = urlsplit(url).path.rsplit("/", 1)[-1] or "avatar"
+        return self.new_upload(name, res.content)

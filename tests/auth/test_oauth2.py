@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from keepbase.app import App
+from keepbase.security.egress import Egress
 from tests.auth.oidc_provider import OIDCProvider, RunningProvider
 
 REDIRECT = "https://app.example.com/oauth2-callback"
@@ -134,6 +135,7 @@ async def test_auth_methods_entry(client: httpx.AsyncClient, su_headers: dict[st
 async def test_full_sign_in_creates_user(app: App, client: httpx.AsyncClient, su_headers: dict[str, str],
                                          idp: OIDCProvider) -> None:
     await enable_oauth2(client, su_headers, idp)
+    app.oauth2.egress = Egress(allow=frozenset({("127.0.0.1", int(urlsplit(idp.base_url).port or 0))}))
     idp.add_user("sub-alice", name="Alice Liddell", username="alice", email="alice@example.com",
                  picture=idp.base_url + "/avatar.png")
     r = await sign_in(client, "sub-alice")
