@@ -52,6 +52,9 @@ _ASSETS: dict[str, tuple[str, str]] = {
     "": ("index.html", "text/html; charset=utf-8"),
     "index.html": ("index.html", "text/html; charset=utf-8"),
     "app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "api.js": ("api.js", "text/javascript; charset=utf-8"),
+    "dom.js": ("dom.js", "text/javascript; charset=utf-8"),
+    "install.js": ("install.js", "text/javascript; charset=utf-8"),
     "app.css": ("app.css", "text/css; charset=utf-8"),
     "favicon.svg": ("favicon.svg", "image/svg+xml"),
 }

@@ -5,6 +5,10 @@
 // setAttribute on non-executing attributes. There is no innerHTML, no eval and no inline code
 // (the page's CSP forbids them and enforces Trusted Types as a second line of defence).
 
+import { request } from "./api.js";
+import { $, clearFieldErrors, el, flattenErrors, setText, showFieldError } from "./dom.js";
+import { installRoute, showInstall } from "./install.js";
+
 const TOKEN_KEY = "keepbase.dashboard.token";
 const EMAIL_KEY = "keepbase.dashboard.email";
 const PER_PAGE = 20;
@@ -21,72 +25,17 @@ const state = {
   editing: null, // the record being edited, or null when creating
 };
 
-const $ = (id) => document.getElementById(id);
-
-// ------------------------------------------------------------------ DOM helpers
-
-// el("a", {href: url, className: "x"}, "text", otherNode): properties are assigned, never parsed as HTML.
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (value === undefined || value === null) continue;
-    if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key.startsWith("aria-") || key === "role" || key === "for") node.setAttribute(key, String(value));
-    else node[key] = value;
-  }
-  for (const child of children) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
-function setText(id, text) {
-  $(id).textContent = text || "";
-}
-
 // ------------------------------------------------------------------ API
 
-class ApiError extends Error {
-  constructor(status, message, data) {
-    super(message);
-    this.status = status;
-    this.data = data || {};
-  }
-}
-
+// The signed-in superuser's calls; a 401 on them means the session is over.
 async function api(method, path, body, { auth = true } = {}) {
-  const headers = { Accept: "application/json" };
   const sendToken = auth && Boolean(state.token);
-  if (sendToken) headers.Authorization = state.token;
-  const init = { method, headers, credentials: "omit", cache: "no-store" };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  let res;
   try {
-    res = await fetch(path, init);
+    return await request(method, path, body, { token: sendToken ? state.token : "" });
   } catch (err) {
-    throw new ApiError(0, "Cannot reach the server.", {});
+    if (err.status === 401 && sendToken) signOut("Your session has expired; please sign in again.");
+    throw err;
   }
-  let data = null;
-  if (res.status !== 204) {
-    try {
-      data = await res.json();
-    } catch (err) {
-      data = null;
-    }
-  }
-  if (!res.ok) {
-    const message = (data && typeof data.message === "string" && data.message) || `Request failed (HTTP ${res.status}).`;
-    const error = new ApiError(res.status, message, data && typeof data.data === "object" ? data.data : {});
-    if (res.status === 401 && sendToken) {
-      signOut("Your session has expired; please sign in again.");
-    }
-    throw error;
-  }
-  return data;
 }
 
 function collectionPath(coll) {
@@ -97,6 +46,7 @@ function collectionPath(coll) {
 
 function showLogin(message) {
   $("shell").hidden = true;
+  $("install-view").hidden = true;
   $("login-view").hidden = false;
   setText("login-error", message);
   $("login-identity").focus();
@@ -112,16 +62,21 @@ async function signIn(event) {
   button.disabled = true;
   try {
     const auth = await api("POST", "/api/collections/_superusers/auth-with-password", { identity, password });
-    state.token = auth.token;
-    sessionStorage.setItem(TOKEN_KEY, auth.token);
-    sessionStorage.setItem(EMAIL_KEY, (auth.record && auth.record.email) || identity);
     form.elements.password.value = "";
-    await showShell();
+    await startSession(auth, identity);
   } catch (err) {
     setText("login-error", err.status === 400 ? "Invalid email or password." : err.message);
   } finally {
     button.disabled = false;
   }
+}
+
+// After a successful auth-with-password (here or on the install page): keep the token, show the dashboard.
+async function startSession(auth, identity) {
+  state.token = auth.token;
+  sessionStorage.setItem(TOKEN_KEY, auth.token);
+  sessionStorage.setItem(EMAIL_KEY, (auth.record && auth.record.email) || identity);
+  await showShell();
 }
 
 function signOut(message) {
@@ -143,6 +98,7 @@ function signOut(message) {
 
 async function showShell() {
   $("login-view").hidden = true;
+  $("install-view").hidden = true;
   $("shell").hidden = false;
   setText("whoami", sessionStorage.getItem(EMAIL_KEY) || "");
   await loadCollections();
@@ -479,32 +435,6 @@ function readRecordForm(coll, creating) {
   return ok ? body : null;
 }
 
-function clearFieldErrors(container) {
-  for (const node of container.querySelectorAll(".field-error")) node.textContent = "";
-  for (const node of container.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
-}
-
-function showFieldError(name, message) {
-  const target = document.getElementById(`field-${name}-error`);
-  if (!target) return false;
-  target.textContent = message;
-  const input = document.getElementById(`field-${name}`);
-  if (input) input.setAttribute("aria-invalid", "true");
-  return true;
-}
-
-// The error envelope's data: {field: {code, message}}, possibly nested ({fields: {0: {name: {...}}}}).
-function flattenErrors(data, prefix = "") {
-  const out = [];
-  for (const [key, value] of Object.entries(data || {})) {
-    if (!value || typeof value !== "object") continue;
-    const path = prefix ? `${prefix}.${key}` : key;
-    if (typeof value.message === "string") out.push([path, value.message]);
-    else out.push(...flattenErrors(value, path));
-  }
-  return out;
-}
-
 async function saveRecord(event) {
   event.preventDefault();
   const coll = state.current;
@@ -678,6 +608,7 @@ function actionForm(inputs, submitLabel, submit, done) {
 
 function showAuthAction(route) {
   $("login-view").hidden = true;
+  $("install-view").hidden = true;
   $("shell").hidden = true;
   $("auth-action-view").hidden = false;
   $("record-fields").replaceChildren();
@@ -737,6 +668,15 @@ function showAuthAction(route) {
 }
 
 function route() {
+  const install = installRoute();
+  if (install !== null) {
+    $("login-view").hidden = true;
+    $("shell").hidden = true;
+    $("auth-action-view").hidden = true;
+    showInstall(install, startSession);
+    return;
+  }
+  $("install-view").hidden = true;
   const action = authActionRoute();
   if (action) {
     showAuthAction(action);
