@@ -40,7 +40,6 @@ import ipaddress
 import re
 import socket
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -118,8 +117,9 @@ BLOCKED_NETWORKS: tuple[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network
     ))
 
 _NAT64 = _net("64:ff9b::/96")
-# A host a resolver would read as a number: 1 to 4 dot-separated decimal, octal or hex parts.
-_NUMERIC_HOST = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+)){0,3}\.?", re.IGNORECASE)
+# A host made only of dot-separated decimal, octal or hex numbers: a resolver reads 1 to 4 such
+# parts as an IPv4 address, and anything else of this shape is refused rather than looked up.
+_NUMERIC_HOST = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+))*\.?", re.IGNORECASE)
 
 
 def classify(address: IPAddress) -> str | None:
@@ -286,8 +286,7 @@ class Egress:
                 length = headers.get("content-length", "")
                 if length.isdigit() and int(length) > max_bytes:
                     raise EgressError(f"response larger than {max_bytes} bytes")
-                return res.status, headers, _read_capped(res.stream(64 * 1024, decode_content=False),
-                                                         max_bytes, deadline)
+                return res.status, headers, _read_capped(res, max_bytes, deadline)
             finally:
                 res.release_conn()
         except urllib3.exceptions.HTTPError as exc:
@@ -296,12 +295,21 @@ class Egress:
             pool.close()
 
 
-def _read_capped(chunks: Iterable[bytes], max_bytes: int, deadline: float) -> bytes:
+def _read_capped(res: urllib3.BaseHTTPResponse, max_bytes: int, deadline: float) -> bytes:
+    """The body, failing past ``max_bytes`` or ``deadline``. ``read1`` returns whatever has
+    arrived, and the socket's timeout shrinks to what is left, so a server dripping a byte at a
+    time cannot stretch the fetch past the deadline."""
     data = bytearray()
-    for chunk in chunks:
+    sock = getattr(res.connection, "sock", None)
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise EgressError("timed out")
+        if sock is not None:
+            sock.settimeout(left)
+        chunk = res.read1(64 * 1024)
+        if not chunk:
+            return bytes(data)
         data.extend(chunk)
         if len(data) > max_bytes:
             raise EgressError(f"response larger than {max_bytes} bytes")
-        if time.monotonic() > deadline:
-            raise EgressError("timed out")
-    return bytes(data)
