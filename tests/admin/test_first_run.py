@@ -16,7 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 
+from keepbase.admin.dashboard import CSP, with_dashboard
 from tests.server_process import ServerProcess
 
 pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed (pip install -e '.[dev]')")
@@ -269,3 +271,19 @@ def test_dashboard_scripts_never_parse_html_or_evaluate_strings() -> None:
             assert sink not in source.replace("no innerHTML", ""), (path.name, sink)
         assert not re.search(r"set(Timeout|Interval)\(\s*['\"`]", source), path.name
         assert not re.search(r"""(import|from)\s*\(?\s*['"](?!\./)""", source), path.name  # local modules only
+
+
+async def test_the_dashboard_modules_are_served_as_scripts_with_the_strict_headers() -> None:
+    async def no_api(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError(f"reached the API: {scope['path']}")
+
+    static = Path(__file__).resolve().parents[2] / "keepbase" / "admin" / "static"
+    transport = httpx.ASGITransport(app=with_dashboard(no_api))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        for name in ("app.js", "api.js", "dom.js", "install.js"):
+            r = await client.get(f"/_/{name}")
+            assert r.status_code == 200, name
+            assert r.headers["content-type"] == "text/javascript; charset=utf-8", name
+            assert r.headers["content-security-policy"] == CSP
+            assert r.headers["x-content-type-options"] == "nosniff"
+            assert r.content == (static / name).read_bytes(), name
