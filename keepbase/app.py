@@ -368,7 +368,7 @@ class App:
 
     def close(self) -> None:
         self.scheduler.stop()
-        self.accounts.close()
+        self.accounts.close(timeout=float(self.config.shutdown_timeout))  # pending mails get the grace period
         self.logs.close()
         if self.group_writer is not None:
             self.group_writer.stop()

@@ -49,11 +49,11 @@ def serve(http: str | None, sqlite_sync: str | None, dev: bool | None, debug: bo
           log_format: str | None, access_log: bool | None, hooks_dir: str | None, dir_: str | None,
           db: str | None) -> None:
     """Start the web server."""
-    from .serve import run_serve
+    from .serve import exit_now, run_serve
 
     cfg = _config(http=http, sqlite_sync=sqlite_sync, dev=dev, dir=dir_, db=db, shutdown_timeout=shutdown_timeout,
                   log_format=log_format, access_log=access_log)
-    sys.exit(run_serve(cfg, hooks_dir, debug))
+    exit_now(run_serve(cfg, hooks_dir, debug))
 
 
 @main.group()

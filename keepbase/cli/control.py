@@ -70,7 +70,10 @@ class ControlServer:
         if self._server is not None:
             self._server.close()
             self._server = None
-        self.path.unlink(missing_ok=True)
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError:
+            pass  # a folder turned read-only: the next start replaces the stale socket
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import sys
 import time
+from collections.abc import Iterator
 
 import orjson
 
@@ -21,6 +24,17 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out).decode()
 
 
+class CutOffRequests(logging.Filter):
+    """uvicorn logs a request cancelled at the end of the shutdown grace period with a traceback of
+    the cancellation; say it in one line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError):
+            record.msg, record.args = "a request was cut off at the end of the shutdown grace period", ()
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def configure_logging(cfg: Config, debug: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if cfg.log_format == "json":
@@ -32,5 +46,19 @@ def configure_logging(cfg: Config, debug: bool) -> None:
         root.removeHandler(h)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug or cfg.dev else logging.INFO)
+    logging.getLogger("uvicorn.error").addFilter(CutOffRequests())
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "asyncio", "multipart"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def quiet_logs(debug: bool) -> Iterator[None]:
+    """Only critical log lines meanwhile (all of them with ``debug``)."""
+    root = logging.getLogger()
+    level = root.level
+    if not debug:
+        root.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        root.setLevel(level)

@@ -12,7 +12,6 @@ signal ends the process at once with one line and exit code 1.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -31,7 +30,7 @@ import uvicorn
 from ..core.config import Config
 from .control import ControlServer, socket_path
 from .folder_lock import FolderBusy, FolderLock
-from .logging_setup import configure_logging
+from .logging_setup import configure_logging, quiet_logs
 from .startup_errors import explain, explain_bind
 
 log = logging.getLogger("keepbase")
@@ -161,7 +160,8 @@ def run_serve(cfg: Config, hooks_dir: str | None, debug: bool) -> int:
         try:
             from ..app import create_app
 
-            app = create_app(cfg)
+            with quiet_logs(debug):  # a failure is told in one line below, not by every layer on the way
+                app = create_app(cfg)
         except Exception as exc:
             raise fail(explain(exc, cfg)) from exc
         if hooks_dir:
@@ -210,6 +210,14 @@ def run_serve(cfg: Config, hooks_dir: str | None, debug: bool) -> int:
     return 0
 
 
+def exit_now(code: int) -> None:
+    """Leave without waiting for worker threads: a request cut off at the end of the grace period may
+    still run in one (a hook sleeping, say), and everything keepbase owns is flushed and closed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _close(app: Any, sock: socket.socket | None, lock: FolderLock | None) -> None:
     """Close in order: the listening socket, the app (log queue and mails flushed, writer last), the lock."""
     if sock is not None:
@@ -223,9 +231,3 @@ def _close(app: Any, sock: socket.socket | None, lock: FolderLock | None) -> Non
         lock.release()
 
 
-def serve_blocking(cfg: Config, hooks_dir: str | None, debug: bool) -> None:
-    code = run_serve(cfg, hooks_dir, debug)
-    if code:
-        sys.exit(code)
-    # uvicorn leaves the loop closed; nothing else to wait for
-    asyncio.set_event_loop(None)

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from ..core.config import Config
+from ..core.errors import StartupError
 
 
 def _pg_target(url: str) -> str:
@@ -43,6 +44,9 @@ def _postgres(exc: BaseException, cfg: Config) -> str | None:
         db = target.rsplit("/", 1)[-1]
         return (f"the PostgreSQL database {db!r} does not exist on {target.rsplit('/', 1)[0]}; "
                 f"create it (createdb {db}) or fix --db / KEEPBASE_DB")
+    if "permission denied" in text:
+        return (f"the PostgreSQL user in --db may not create keepbase's tables in {target} ({_first_line(raw)}); "
+                "use the database's owner or grant it: GRANT CREATE ON SCHEMA public TO <user>")
     if "role" in text and "does not exist" in text:
         return f"PostgreSQL at {target}: {_first_line(raw)}; fix the user name in --db / KEEPBASE_DB"
     if any(s in text for s in ("connection refused", "could not connect", "timeout expired",
@@ -90,8 +94,23 @@ def explain_bind(exc: OSError, host: str, port: int) -> str:
 
 
 def explain(exc: BaseException, cfg: Config) -> str:
-    """One line for a failure while building the app."""
+    """One line for a failure while building the app (or for the driver error it wraps)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            break
+        found = _known(seen, cfg)
+        if found is not None:
+            return found
+        seen = seen.__cause__ or seen.__context__
+    msg = _first_line(str(exc)) or type(exc).__name__
+    return f"{type(exc).__name__}: {msg} (run `keepbase serve --debug` for the details)"
+
+
+def _known(exc: BaseException, cfg: Config) -> str | None:
     found: str | None = None
+    if isinstance(exc, StartupError):
+        return str(exc)
     if isinstance(exc, DBAPIError):
         orig: Any = exc.orig
         if isinstance(orig, sqlite3.Error):
@@ -102,7 +121,4 @@ def explain(exc: BaseException, cfg: Config) -> str:
         found = _folder(exc, cfg)
     elif cfg.is_postgres and type(exc).__module__.startswith("psycopg"):
         found = _postgres(exc, cfg)
-    if found is None:
-        msg = _first_line(str(exc)) or type(exc).__name__
-        found = f"{type(exc).__name__}: {msg} (run `keepbase serve --debug` for the details)"
     return found
