@@ -97,7 +97,9 @@ def probe_database(db: Database) -> DatabaseProbe:
         with db.reader.connect() as conn:
             conn.execute(text("SELECT 1")).scalar()
     except Exception as exc:  # any failure means "cannot serve": the reason goes to superusers
+        db.connection_failed(exc)  # the outage is noticed (and logged) once
         return DatabaseProbe(False, (time.perf_counter() - started) * 1000, _short(exc))
+    db.reachable()
     return DatabaseProbe(True, (time.perf_counter() - started) * 1000)
 
 
