@@ -8,15 +8,17 @@ time only says so, and that the token never sat in the address bar nor left in a
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keepbase.admin.dashboard import CSP, with_dashboard
 from tests.server_process import ServerProcess
@@ -273,17 +275,24 @@ def test_dashboard_scripts_never_parse_html_or_evaluate_strings() -> None:
         assert not re.search(r"""(import|from)\s*\(?\s*['"](?!\./)""", source), path.name  # local modules only
 
 
-async def test_the_dashboard_modules_are_served_as_scripts_with_the_strict_headers() -> None:
+async def _get_all(app: ASGIApp, paths: list[str]) -> list[httpx.Response]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        return [await client.get(path) for path in paths]
+
+
+def test_the_dashboard_modules_are_served_as_scripts_with_the_strict_headers() -> None:
     async def no_api(scope: Scope, receive: Receive, send: Send) -> None:
         raise AssertionError(f"reached the API: {scope['path']}")
 
     static = Path(__file__).resolve().parents[2] / "keepbase" / "admin" / "static"
-    transport = httpx.ASGITransport(app=with_dashboard(no_api))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        for name in ("app.js", "api.js", "dom.js", "install.js"):
-            r = await client.get(f"/_/{name}")
-            assert r.status_code == 200, name
-            assert r.headers["content-type"] == "text/javascript; charset=utf-8", name
-            assert r.headers["content-security-policy"] == CSP
-            assert r.headers["x-content-type-options"] == "nosniff"
-            assert r.content == (static / name).read_bytes(), name
+    names = ["app.js", "api.js", "dom.js", "install.js"]
+    # on a thread of its own: Playwright's sync API keeps an event loop running on this one
+    # while this module's browser is open
+    with ThreadPoolExecutor(1) as pool:
+        responses = pool.submit(asyncio.run, _get_all(with_dashboard(no_api), [f"/_/{n}" for n in names])).result()
+    for name, r in zip(names, responses, strict=True):
+        assert r.status_code == 200, name
+        assert r.headers["content-type"] == "text/javascript; charset=utf-8", name
+        assert r.headers["content-security-policy"] == CSP
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.content == (static / name).read_bytes(), name
