@@ -22,13 +22,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..core.errors import REQUIRED, ApiError, BadRequestError, FieldError, ForbiddenError
+from ..core.errors import (
+    REQUIRED,
+    ApiError,
+    BadRequestError,
+    FieldError,
+    ForbiddenError,
+    ServiceUnavailableError,
+    TooManyRequestsError,
+)
 from ..core.types import RequestInfo
 from ..files import UploadedFile, safe_name
 from ..store.batch import BatchAction, BatchActionFailed, BatchTimeout, run_batch
 from ..store.expand import expand_records
-from .deps import app_of, close_uploads, read_body, request_info, run_write
+from .deps import app_of, client_ip, close_uploads, read_body, request_info, run_write
 from .projection import project
+from .rate_limits import LimiterUnavailable, batch_item_limited
 from .responses import json_response
 
 READ_ERROR = "Failed to read the submitted batch data."
@@ -196,13 +205,27 @@ async def _run(request: Request, payload: dict[str, Any], settings: dict[str, An
                 expand_records(app.records, c, [record], expands[index], actions[index].info)
         return project(record, projections[index]) if projections[index] else record
 
+    ip = client_ip(request)
+
+    def admit(action: BatchAction, method: str, path: str) -> None:
+        # Each item counts against the rate limits the standalone request would meet (PocketBase
+        # runs every item through its routes' middlewares); a limited item fails the whole batch.
+        try:
+            limited = batch_item_limited(app, ip, base.auth, method, path)
+        except LimiterUnavailable as exc:
+            raise ServiceUnavailableError() from exc
+        if limited:
+            raise TooManyRequestsError()
+
     def job() -> list[Any]:
-        return run_batch(app.db, app.records, actions, float(settings.get("timeout") or 0), shape)
+        return run_batch(app.db, app.records, actions, float(settings.get("timeout") or 0), shape, admit)
 
     slow = any(a.body and ("password" in a.body or "oldPassword" in a.body) for a in actions)
     try:
         results = await run_write(request, job, slow=slow)
     except BatchActionFailed as exc:
+        if isinstance(exc.error, ServiceUnavailableError):  # the counters' store is down: the whole batch
+            raise exc.error from exc
         raise BadRequestError(FAILED, {"requests": {str(exc.index): BatchResponseError(exc.error)}}) from exc
     except BatchTimeout as exc:
         raise BadRequestError(FAILED) from exc

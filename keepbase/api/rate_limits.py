@@ -119,6 +119,49 @@ def find_rule(rules: list[dict[str, Any]], labels: list[str], audiences: tuple[s
     return None
 
 
+def rules_generation(limits: dict[str, Any]) -> str:
+    """A digest of the rate-limit settings, part of every counter key."""
+    return hashlib.sha256(orjson.dumps(limits, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
+
+
+def settings_limited(kb: App, limits: dict[str, Any], generation: str, method: str, path: str,
+                     auth: AuthInfo | None, ip: str, *, batch: bool = False) -> bool:
+    """Whether one request (``method path`` by ``auth`` from ``ip``) exceeds the settings rules;
+    counts it when a rule applies. ``batch``: a sub-request of ``/api/batch``, which PocketBase
+    limits with the same rules as the standalone request, on counters of its own."""
+    if auth is not None and auth.is_superuser:
+        return False
+    audiences = ("", "@auth") if auth is not None else ("", "@guest")
+    labels: list[str] = []
+    counter_id = ""
+    for route in ROUTE_TAGS:
+        m = route.regex.match(path) if route.method == method else None
+        if m is None:
+            continue
+        c = kb.collections.find(m.group("c"))
+        if c is not None:
+            labels = [f"{c.name}:{t}" for t in route.tags] + [f"*:{t}" for t in route.tags]
+            counter_id = c.id + route.pattern + "".join(route.tags)
+        break
+    labels += [f"{method} {path}", path]
+    rule = find_rule(list(limits.get("rules") or []), labels, audiences)
+    if rule is None:
+        return False
+    key = (counter_id or str(rule.get("label", ""))) + str(rule.get("audience", ""))
+    if batch:
+        key = "batch:" + key
+    return bool(_consume(kb.rate_limiter, f"rl:{generation}:{key}:{ip}", int(rule["maxRequests"]),
+                         int(rule["duration"])))
+
+
+def batch_item_limited(kb: App, ip: str, auth: AuthInfo | None, method: str, path: str) -> bool:
+    """``settings_limited`` for a sub-request of ``/api/batch`` (the settings read now)."""
+    limits = kb.settings.get().get("rateLimits") or {}
+    if not limits.get("enabled") or not ip or ip_in(ip, list(limits.get("excludedIPs") or [])):
+        return False
+    return settings_limited(kb, limits, rules_generation(limits), method, path, auth, ip, batch=True)
+
+
 class RateLimitMiddleware:
     def __init__(self, app: ASGIApp, kb: App) -> None:
         self.app = app
@@ -139,7 +182,7 @@ class RateLimitMiddleware:
             # The counters' keys carry a digest of the rules instead of a reset, so nodes sharing
             # one counter store (PostgreSQL) agree without wiping each other's counts.
             self._rules_seen = copy.deepcopy(limits)
-            self._generation = hashlib.sha256(orjson.dumps(limits, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
+            self._generation = rules_generation(limits)
             if isinstance(self.kb.rate_limiter, MemoryRateLimiter):  # in-process: drop the old generation
                 self.kb.rate_limiter.reset("rl:")
         if limits.get("enabled") and ip and not ip_in(ip, list(limits.get("excludedIPs") or [])):
@@ -174,28 +217,7 @@ class RateLimitMiddleware:
 
     async def _settings_limited(self, scope: Scope, limits: dict[str, Any], ip: str) -> bool:
         auth = await self._auth(scope)
-        if auth is not None and auth.is_superuser:
-            return False
-        audiences = ("", "@auth") if auth is not None else ("", "@guest")
-        method, path = scope["method"], scope["path"]
-        labels: list[str] = []
-        counter_id = ""
-        for route in ROUTE_TAGS:
-            m = route.regex.match(path) if route.method == method else None
-            if m is None:
-                continue
-            c = self.kb.collections.find(m.group("c"))
-            if c is not None:
-                labels = [f"{c.name}:{t}" for t in route.tags] + [f"*:{t}" for t in route.tags]
-                counter_id = c.id + route.pattern + "".join(route.tags)
-            break
-        labels += [f"{method} {path}", path]
-        rule = find_rule(list(limits.get("rules") or []), labels, audiences)
-        if rule is None:
-            return False
-        key = (counter_id or str(rule.get("label", ""))) + str(rule.get("audience", ""))
-        return bool(_consume(self.kb.rate_limiter, f"rl:{self._generation}:{key}:{ip}", int(rule["maxRequests"]),
-                             int(rule["duration"])))
+        return settings_limited(self.kb, limits, self._generation, scope["method"], scope["path"], auth, ip)
 
     # --- brute-force limits ---
     async def _guarded(self, scope: Scope, receive: Receive, send: Send, collection: str,

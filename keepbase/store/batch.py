@@ -39,6 +39,9 @@ class BatchAction:
     body: dict[str, Any] | None = None
 
 
+Admit = Callable[[BatchAction, str, str], None]
+
+
 @dataclass
 class BatchResult:
     status: int
@@ -63,9 +66,13 @@ class BatchTimeout(Exception):
 
 
 def run_batch(db: Database, records: RecordService, actions: list[BatchAction], timeout: float,
-              shape: Callable[[int, dict[str, Any]], Any] | None = None) -> list[BatchResult]:
+              shape: Callable[[int, dict[str, Any]], Any] | None = None,
+              admit: Admit | None = None) -> list[BatchResult]:
     """Run ``actions`` in one transaction. ``shape(index, record_json)`` post-processes each
     returned record (the HTTP layer applies ``?fields=`` there) while still inside it.
+    ``admit(action, method, path)`` runs just before each write, once the collection is known and
+    an upsert is resolved to ``POST …/records`` or ``PATCH …/records/{id}``; an ApiError it raises
+    fails that action (the HTTP layer applies the rate limits there).
 
     The deadline is checked between actions and before the commit: a Python thread cannot be
     interrupted mid-statement, so one slow statement may overrun it (the engine's statement
@@ -78,7 +85,7 @@ def run_batch(db: Database, records: RecordService, actions: list[BatchAction], 
             if time.monotonic() > deadline:
                 raise BatchTimeout("batch transaction timeout")
             try:
-                body = _run_one(db, records, action)
+                body = _run_one(db, records, action, admit)
             except ApiError as exc:
                 raise BatchActionFailed(index, exc) from exc
             except Exception as exc:  # an unknown action, a hook, a bug: a generic error
@@ -96,7 +103,7 @@ def run_batch(db: Database, records: RecordService, actions: list[BatchAction], 
     return results
 
 
-def _run_one(db: Database, records: RecordService, a: BatchAction) -> dict[str, Any] | None:
+def _run_one(db: Database, records: RecordService, a: BatchAction, admit: Admit | None) -> dict[str, Any] | None:
     if a.action not in ("create", "update", "delete", "upsert"):
         raise UnknownAction(f"unknown batch request action {a.info.method} {a.collection}")
     c = records.collections.find(a.collection)
@@ -111,10 +118,15 @@ def _run_one(db: Database, records: RecordService, a: BatchAction) -> dict[str, 
                 exists = conn.execute(select(table.c.id).where(table.c.id == str(rid))).first() is not None
             if exists:
                 a.info.method = "PATCH"
+                if admit is not None:
+                    admit(a, "PATCH", f"/api/collections/{a.collection}/records/{rid}")
                 return records.update_record(c, str(rid), body, a.info)
         a.info.method = "POST"
-        return records.create_record(c, body, a.info)
-    if a.action == "create":
+    if admit is not None:
+        suffix = f"/{a.record_id}" if a.action in ("update", "delete") else ""
+        method = {"upsert": "POST", "create": "POST", "update": "PATCH", "delete": "DELETE"}[a.action]
+        admit(a, method, f"/api/collections/{a.collection}/records{suffix}")
+    if a.action in ("create", "upsert"):
         return records.create_record(c, body, a.info)
     if a.action == "update":
         return records.update_record(c, a.record_id, body, a.info)
