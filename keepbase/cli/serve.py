@@ -213,6 +213,9 @@ def run_serve(cfg: Config, hooks_dir: str | None, debug: bool) -> int:
 def exit_now(code: int) -> None:
     """Leave without waiting for worker threads: a request cut off at the end of the grace period may
     still run in one (a hook sleeping, say), and everything keepbase owns is flushed and closed."""
+    import atexit
+
+    atexit._run_exitfuncs()  # what a normal exit runs (the access log's last lines, logging's flush)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
