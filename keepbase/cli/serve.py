@@ -120,6 +120,10 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets=sockets)
 
 
+def _interrupt(_sig: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def _check_writable(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     probe = folder / f".keepbase-write-check-{os.getpid()}"
@@ -141,6 +145,8 @@ def run_serve(cfg: Config, hooks_dir: str | None, debug: bool) -> int:
     sock: socket.socket | None = None
     app: Any = None
     folder = Path(cfg.dir)
+    # a stop while starting ends it cleanly (SIGINT too: a shell starting us in the background ignores it)
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
             if cfg.is_postgres:
@@ -182,6 +188,13 @@ def run_serve(cfg: Config, hooks_dir: str | None, debug: bool) -> int:
         click.echo(f"Error: {exc}", err=True)
         _close(app, sock, lock)
         return 1
+    except KeyboardInterrupt:
+        click.echo("keepbase: stopped while starting", err=True)
+        _close(app, sock, lock)
+        return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
     from .first_run import first_run_message
 

@@ -352,3 +352,22 @@ def test_commands_hand_their_change_to_the_running_server(tmp_path: Path, server
     # with the server stopped, the same command works on the folder directly
     code, out = run_cli("superuser", "delete", SU[0], *data)
     assert code == 0, out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_while_starting_is_quiet(tmp_path: Path, sig: int) -> None:
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "slow_setup.py").write_text("import time\n\n\ndef setup(app):\n    time.sleep(30)\n")
+    server = ServerProcess.start(tmp_path, "--hooks", str(hooks))
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "data" / "data.db").exists():  # the app is being built
+            assert server.proc.poll() is None and time.monotonic() < deadline, server.output()
+            time.sleep(0.05)
+        time.sleep(0.5)
+        server.signal(sig)
+        assert server.wait_exit(10) == 1
+    finally:
+        server.kill()
+    assert server.output().strip() == "keepbase: stopped while starting"
