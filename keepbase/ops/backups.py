@@ -47,6 +47,7 @@ from ..store.collections import CollectionStore
 from ..store.db import Database
 from ..store.file_downloads import Download
 from ..store.settings import SettingsStore
+from ..store.write_health import storage_error
 from . import backup_pg, backup_sqlite
 from .backup_archive import (
     MANIFEST,
@@ -267,6 +268,11 @@ class BackupService:
                     add_storage(zf, tmp / "storage")
                     zf.writestr(MANIFEST, manifest("postgresql", tables), compress_type=zipfile.ZIP_DEFLATED)
             self._store(name, archive)
+        except Exception as exc:  # a full or read-only disk: 507/503, not a bug's 500
+            refused = storage_error(exc)
+            if refused is None:
+                raise
+            raise refused from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         log.info("backup %s created", name)
