@@ -62,10 +62,29 @@ def create_view(conn: Connection, c: Collection) -> None:
     name = conn.dialect.identifier_preparer.quote(c.name)
     # The view query is SQL written by a superuser (as in PocketBase); it is the one place where
     # SQL text from the API reaches the database, and only superusers may submit it.
-    conn.exec_driver_sql(f"CREATE VIEW {name} AS {c.options.get('viewQuery', '')}")
+    query = c.options.get("viewQuery", "").strip().strip(";")
+    conn.exec_driver_sql(f"CREATE VIEW {name} AS {query}")
     # SQLite resolves a view's tables only when it is queried: run it once so that a view over a
     # missing table or column fails here, at save time, as it does on PostgreSQL.
-    conn.exec_driver_sql(f"SELECT * FROM {name} LIMIT 0")  # noqa: S608 - quoted identifier only
+    result = conn.exec_driver_sql(f"SELECT * FROM {name} LIMIT 0")  # noqa: S608 - quoted identifier only
+    description = list(result.cursor.description or []) if result.cursor else []
+    result.close()
+    if not _view_id_is_text(conn, name, description):
+        # PocketBase's normalizeViewQueryId: a computed id (``ROW_NUMBER() OVER()``, an integer) is
+        # wrapped in CAST(id AS TEXT), so lookups by id, filters and sort treat it as the text it is
+        q = conn.dialect.identifier_preparer.quote
+        text_id = 'CAST("id" AS TEXT) COLLATE "C"' if dialect_of(conn) == "postgresql" else 'CAST("id" AS TEXT)'
+        cols = ", ".join(f'{text_id} AS "id"' if d[0] == "id" else q(d[0]) for d in description)
+        drop_view(conn, c.name)
+        conn.exec_driver_sql(f"CREATE VIEW {name} AS SELECT {cols} FROM ({query}) AS _kb_view")  # noqa: S608
+
+
+def _view_id_is_text(conn: Connection, name: str, description: list[Any]) -> bool:
+    """Whether the view's ``id`` column is declared TEXT (SQLite) or is of type text (PostgreSQL)."""
+    if dialect_of(conn) == "postgresql":
+        return any(d[0] == "id" and d[1] == 25 for d in description)  # 25: the oid of text
+    rows = conn.exec_driver_sql(f"PRAGMA table_info({name})").all()
+    return any(r[1] == "id" and str(r[2]).upper() == "TEXT" for r in rows)
 
 
 def drop_view(conn: Connection, name: str) -> None:
