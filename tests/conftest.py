@@ -34,9 +34,16 @@ def _make_app(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> tu
         from tests.pg_server import create_database
 
         db_url = create_database(request.getfixturevalue("pg_base_url"))
-    cfg = Config(dir=str(tmp_path / "kb_data"), db=db_url or "", pg_pool_size=4, sqlite_readers=4,
-                 access_log=False)  # tests/api/test_access_log.py turns it on where it matters
+    overrides = {"access_log": False}  # a module turns it on by overriding ``config_overrides``
+    overrides.update(request.getfixturevalue("config_overrides"))
+    cfg = Config(dir=str(tmp_path / "kb_data"), db=db_url or "", pg_pool_size=4, sqlite_readers=4, **overrides)
     return create_app(cfg), db_url
+
+
+@pytest.fixture
+def config_overrides() -> dict[str, Any]:
+    """Config values of the ``app`` fixture beyond the defaults (override in a test module)."""
+    return {}
 
 
 @pytest.fixture(params=ENGINES)

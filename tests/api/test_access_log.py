@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -30,6 +31,11 @@ def test_safe_target() -> None:
     assert safe_target("/x", b"pass%77ord=1&newPassword=2&x-api-key=3&otpId=4&sort=-created&flag") == (
         "/x?pass%77ord=[redacted]&newPassword=[redacted]&x-api-key=[redacted]&otpId=[redacted]&sort=-created&flag")
     assert is_secret_key("client_secret") and is_secret_key("refreshToken") and not is_secret_key("filter")
+
+
+@pytest.fixture
+def config_overrides() -> dict[str, Any]:
+    return {"access_log": True}  # the suite's apps keep it off
 
 
 async def test_text_lines_in_process(client: httpx.AsyncClient, app: App, capsys: pytest.CaptureFixture[str]) -> None:
