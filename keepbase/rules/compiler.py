@@ -199,6 +199,9 @@ class Compiler:
             right = right.with_expr(pct.op("||")(rtext).op("||")(pct).self_group())
         if self.pg:
             lhs, rhs = pgtypes.as_text(left), right.expr if not right.literal else pgtypes.as_text(right)
+            # SQLite's LIKE folds ASCII letters only ('é' !~ 'É'); ILIKE folds by the collation, so
+            # the comparison runs under "C", whatever the database's or the column's collation.
+            lhs = lhs.collate("C")
             return lhs.not_ilike(rhs, escape="\\") if negate else lhs.ilike(rhs, escape="\\")
         lhs = type_coerce(left.expr, Text())  # SQLite's LIKE works on any value's text form
         return lhs.not_like(right.expr, escape="\\") if negate else lhs.like(right.expr, escape="\\")

@@ -23,6 +23,7 @@ _NUMBER_RE = re.compile(r"^-?\d+(\.\d+)?$", re.ASCII)
 _SIGN_RUNES = frozenset("=?!<>~")
 _JOIN_RUNES = frozenset("&|")
 _WHITESPACE = frozenset(" \t\n")
+_TEXT_ESCAPES = {"\\": "\\", "'": "'", '"': '"', "n": "\n", "r": "\r", "t": "\t"}
 
 
 @dataclass(frozen=True)
@@ -128,16 +129,23 @@ class Lexer:
         raise FilterError(f"unexpected character {ch!r}")
 
     def _text(self, quote: str) -> Text:
+        """A quoted text, unescaped as fexpr 0.6 (PocketBase 0.40, verified on the binary): a
+        backslash pairs with the next character; ``\\\\ \\' \\" \\n \\r \\t`` become the character
+        they name, any other pair stays as written (``\\%`` reaches LIKE escaping unchanged)."""
         self.pos += 1
-        start = self.pos
-        prev = ""
-        while self.pos < len(self.src):
-            ch = self.src[self.pos]
-            if ch == quote and prev != "\\":
-                raw = self.src[start : self.pos]
+        out: list[str] = []
+        src, n = self.src, len(self.src)
+        while self.pos < n:
+            ch = src[self.pos]
+            if ch == quote:
                 self.pos += 1
-                return Text(raw.replace("\\" + quote, quote))
-            prev = ch
+                return Text("".join(out))
+            if ch == "\\" and self.pos + 1 < n:
+                nxt = src[self.pos + 1]
+                out.append(_TEXT_ESCAPES.get(nxt, ch + nxt))
+                self.pos += 2
+                continue
+            out.append(ch)
             self.pos += 1
         raise FilterError("invalid quoted text - missing closing quote")
 
