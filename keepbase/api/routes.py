@@ -18,11 +18,13 @@ from . import (
     collections,
     crons,
     custom,
+    docs_page,
     files,
     health,
     logs,
     metrics,
     oauth2,
+    openapi,
     otp,
     realtime,
     record_account,
@@ -112,7 +114,7 @@ async def not_found(request: Request, exc: Exception) -> Response:
 # Starlette tries routes in order, so the hottest come first: records (no other path has
 # their shape) and health.
 ROUTE_MODULES = [records, health, collections, oauth2, record_auth, otp, totp, record_account, settings, settings_test, realtime, audit,
-                 batch, backups, files, logs, metrics, crons, custom]  # custom: always last
+                 batch, backups, files, logs, metrics, crons, openapi, docs_page, custom]  # custom: always last
 
 
 def build_asgi(app: App) -> ASGIApp:
