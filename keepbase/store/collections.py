@@ -98,6 +98,10 @@ class CollectionStore:
             by_key.setdefault(c.name.lower(), c)
         with self._lock:
             self._ordered, self._by_key = ordered, by_key
+        if conn is None and not self.db.is_sqlite:  # after a commit, or a change made on another node
+            from .dialects.postgres import forget_prepared_statements
+
+            forget_prepared_statements(self.db.reader)
 
     def all(self) -> list[Collection]:
         return list(self._ordered)

@@ -8,13 +8,28 @@ has nothing to read unless the server closed it (a shutdown sends ``FATAL 57P01`
 crash leaves EOF), so a readable socket means a dead connection, which SQLAlchemy then replaces
 with a fresh one (``DisconnectionError`` at checkout). Cost: one ``poll`` system call.
 
+Prepared statements after a schema change. psycopg prepares a statement on the server once a
+connection has run it ``prepare_threshold`` times, which is what makes the hot reads cheap. When a
+view is dropped and recreated under its name with other column types, the statement text is the
+same but its result type is not, and each pooled connection that prepared it fails once ("cached
+plan must not change result type", SQLSTATE 0A000) before psycopg drops its cache. So every
+committed schema change (``forget_prepared_statements``: the collections registry calls it after
+each reload, on this node and on the others) starts a new *plan generation*; a pooled connection
+from an older generation is replaced by a fresh one at its next checkout (the same
+``DisconnectionError`` path as a dead connection), so its prepared statements go with it, and the
+new connection prepares the hot statements again after a few uses. The 0A000 error itself also
+starts a new generation: it covers a change made on another node that this node has not heard of
+yet (that one request fails; the next ones get fresh connections).
+
 ``is_connection_error`` tells a lost or refused connection (the database is unreachable: 503)
 from an error the server answered with (a bad statement, a timeout: the request's fault).
 """
 
 from __future__ import annotations
 
+import itertools
 import select
+import weakref
 from typing import Any
 
 import psycopg
@@ -53,13 +68,52 @@ def create_pg_engine(url: str, *, pool_size: int, timeout_ms: int) -> Engine:
         pool_pre_ping=False,  # see the module docstring: a socket poll instead of a round trip
         connect_args=connect_args,
     )
-    event.listen(engine, "checkout", _drop_if_closed)
+    generation = _PlanGeneration()
+    _GENERATIONS[engine] = generation
+    event.listen(engine, "connect", generation.stamp)
+    event.listen(engine, "checkout", generation.check)
+    event.listen(engine, "handle_error", generation.on_error)
     return engine
 
 
-def _drop_if_closed(dbapi_conn: Any, record: Any, proxy: Any) -> None:
-    if _closed_by_server(dbapi_conn):
-        raise DisconnectionError("the server closed this pooled connection")
+def forget_prepared_statements(engine: Engine) -> None:
+    """After a committed schema change: every pooled connection of ``engine`` gives up the
+    statements it prepared before its next use (see the module docstring)."""
+    generation = _GENERATIONS.get(engine)
+    if generation is not None:
+        generation.advance()
+
+
+#: key of a pooled connection's plan generation in its ``ConnectionRecord.info``
+_GENERATION_KEY = "keepbase_plan_generation"
+#: PostgreSQL's wording of SQLSTATE 0A000 for a prepared statement whose result type changed
+_PLAN_CHANGED = "cached plan must not change result type"
+
+
+class _PlanGeneration:
+    def __init__(self) -> None:
+        self._counter = itertools.count(1)
+        self.value = 0
+
+    def advance(self) -> None:
+        self.value = next(self._counter)  # atomic under the GIL: two advances never share a value
+
+    def stamp(self, dbapi_conn: Any, record: Any) -> None:
+        record.info[_GENERATION_KEY] = self.value
+
+    def check(self, dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        if _closed_by_server(dbapi_conn):
+            raise DisconnectionError("the server closed this pooled connection")
+        if record.info.get(_GENERATION_KEY) != self.value:
+            raise DisconnectionError("this pooled connection prepared statements before a schema change")
+
+    def on_error(self, context: Any) -> None:
+        orig = context.original_exception
+        if isinstance(orig, psycopg.errors.FeatureNotSupported) and _PLAN_CHANGED in str(orig):
+            self.advance()
+
+
+_GENERATIONS: weakref.WeakKeyDictionary[Engine, _PlanGeneration] = weakref.WeakKeyDictionary()
 
 
 def _closed_by_server(dbapi_conn: Any) -> bool:
