@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ..core.config import ConfigError, load_config
+from .tls_options import TlsOptions, plan_https, tls_options
 
 
 def _config(**flags: Any) -> Any:
@@ -45,15 +46,21 @@ def main() -> None:
 @click.option("--hooks", "hooks_dir", default=None, type=click.Path(exists=True, file_okay=False),
               help="Folder of hooks files: each *.py defines setup(app).")
 @_common
+@tls_options
 def serve(http: str | None, sqlite_sync: str | None, dev: bool | None, debug: bool, shutdown_timeout: int | None,
           log_format: str | None, access_log: bool | None, hooks_dir: str | None, dir_: str | None,
-          db: str | None) -> None:
-    """Start the web server."""
+          db: str | None, tls: TlsOptions) -> None:
+    """Start the web server; with DOMAINS, over HTTPS with certificates from Let's Encrypt."""
     from .serve import exit_now, run_serve
 
     cfg = _config(http=http, sqlite_sync=sqlite_sync, dev=dev, dir=dir_, db=db, shutdown_timeout=shutdown_timeout,
                   log_format=log_format, access_log=access_log)
-    exit_now(run_serve(cfg, hooks_dir, debug))
+    try:
+        cfg, https_plan = plan_https(cfg, tls, http_given=http is not None)
+    except ConfigError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    exit_now(run_serve(cfg, hooks_dir, debug, https_plan))
 
 
 @main.group()
@@ -96,4 +103,5 @@ def su_delete(email: str, dir_: str | None, db: str | None) -> None:
     _run_op(dir_, db, "superuser_delete", {"email": email})
 
 
+from . import keys as _keys  # noqa: E402, F401  (registers the keys commands)
 from . import templates as _templates  # noqa: E402, F401  (registers the import/new commands)

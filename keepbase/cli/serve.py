@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import uvicorn
@@ -32,6 +32,10 @@ from .control import ControlServer, socket_path
 from .folder_lock import FolderBusy, FolderLock
 from .logging_setup import configure_logging, quiet_logs
 from .startup_errors import explain, explain_bind
+
+if TYPE_CHECKING:
+    from .tls import HttpsRuntime
+    from .tls_options import HttpsPlan
 
 log = logging.getLogger("keepbase")
 
@@ -138,12 +142,15 @@ def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def run_serve(cfg: Config, hooks_dir: str | None, debug: bool) -> int:
-    """Run the server until it is stopped; the exit code."""
+def run_serve(cfg: Config, hooks_dir: str | None, debug: bool,
+              https_plan: HttpsPlan | None = None) -> int:
+    """Run the server until it is stopped; the exit code. With HTTPS_PLAN, ``cfg.http`` is the HTTPS
+    address."""
     configure_logging(cfg, debug)
     lock: FolderLock | None = None
     sock: socket.socket | None = None
     app: Any = None
+    https: HttpsRuntime | None = None
     folder = Path(cfg.dir)
     # a stop while starting ends it cleanly (SIGINT too: a shell starting us in the background ignores it)
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -163,6 +170,13 @@ def run_serve(cfg: Config, hooks_dir: str | None, debug: bool) -> int:
         except OSError as exc:
             raise fail(explain_bind(exc, cfg.host, cfg.port)) from exc
         address = bound_address(sock)
+        if https_plan is not None:  # the certificate first: a failure to get one costs no database work
+            from .tls import HttpsRuntime, TlsError
+
+            try:
+                https = HttpsRuntime.start(https_plan, folder)
+            except TlsError as exc:
+                raise fail(str(exc)) from exc
         try:
             from ..app import create_app
 
@@ -186,11 +200,11 @@ def run_serve(cfg: Config, hooks_dir: str | None, debug: bool) -> int:
 
             traceback.print_exception(exc.__cause__)
         click.echo(f"Error: {exc}", err=True)
-        _close(app, sock, lock)
+        _close(app, sock, lock, https)
         return 1
     except KeyboardInterrupt:
         click.echo("keepbase: stopped while starting", err=True)
-        _close(app, sock, lock)
+        _close(app, sock, lock, https)
         return 1
     finally:
         for sig, handler in previous.items():
@@ -199,7 +213,7 @@ def run_serve(cfg: Config, hooks_dir: str | None, debug: bool) -> int:
     from .first_run import first_run_message
 
     def announce(addr: str) -> None:
-        base = f"http://{addr}"
+        base = https.base_url(addr) if https is not None else f"http://{addr}"
         click.echo(f"keepbase server started at {base}\n├─ REST API:  {base}/api/\n└─ Dashboard: {base}/_/")
         click.echo(f"storage: {'PostgreSQL' if cfg.is_postgres else 'SQLite in ' + str(folder)}")
         message = first_run_message(app, base)
@@ -208,9 +222,11 @@ def run_serve(cfg: Config, hooks_dir: str | None, debug: bool) -> int:
 
     control = None if cfg.is_postgres else ControlServer(app, socket_path(folder))
     uv_config = uvicorn.Config(
-        app.asgi, log_level="warning", access_log=False, lifespan="on",
+        https.wrap(app.asgi) if https is not None else app.asgi,
+        log_level="warning", access_log=False, lifespan="on",
         timeout_graceful_shutdown=cfg.shutdown_timeout, log_config=None,
         http="httptools" if _has("httptools") else "h11", loop="uvloop" if _has("uvloop") else "asyncio",
+        ssl_context_factory=https.context_factory if https is not None else None,
     )
     server = Server(uv_config, app, address, control, announce)
     try:
@@ -218,7 +234,7 @@ def run_serve(cfg: Config, hooks_dir: str | None, debug: bool) -> int:
     except KeyboardInterrupt:  # a signal before our handlers were installed
         pass
     finally:
-        _close(app, sock, lock)
+        _close(app, sock, lock, https)
     click.echo("keepbase: stopped", err=True)
     return 0
 
@@ -234,10 +250,13 @@ def exit_now(code: int) -> None:
     os._exit(code)
 
 
-def _close(app: Any, sock: socket.socket | None, lock: FolderLock | None) -> None:
-    """Close in order: the listening socket, the app (log queue and mails flushed, writer last), the lock."""
+def _close(app: Any, sock: socket.socket | None, lock: FolderLock | None,
+           https: HttpsRuntime | None = None) -> None:
+    """Close in order: the listening sockets, the app (log queue and mails flushed, writer last), the lock."""
     if sock is not None:
         sock.close()
+    if https is not None:  # the plain-HTTP listener and the certificate watcher
+        https.close()
     if app is not None:
         try:
             app.close()
