@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import re
 from collections.abc import AsyncGenerator, Callable
@@ -137,6 +138,55 @@ def infer_form_value(value: str) -> Any:
     return value
 
 
+_KEY_END = re.compile(rb'"[ \t\r\n]*:')
+
+
+class DuplicateKeyError(ValueError):
+    """A JSON object names the same key twice (PocketBase rejects it: 400)."""
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise DuplicateKeyError("duplicate key")
+    return out
+
+
+def _has_fewer_keys(value: Any, limit: int) -> bool:
+    """Whether the objects in ``value`` hold fewer than ``limit`` keys in all (stops at ``limit``)."""
+    count, stack = 0, [value]
+    pop, push = stack.pop, stack.append
+    while stack:
+        v = pop()
+        if type(v) is dict:
+            count += len(v)
+            if count >= limit:
+                return False
+            v = v.values()
+        for x in v:
+            t = type(x)
+            if t is dict or t is list:
+                push(x)
+    return True
+
+
+def loads_json(raw: bytes | str) -> Any:
+    """``orjson.loads``, but a repeated key in any object is an error (ValueError), as in
+    PocketBase. Every key in the text ends with ``"`` + optional blanks + ``:``; when the parsed
+    objects hold as many keys as the text has such endings there can be no duplicate, which is
+    the common case and costs one regex scan (plus a walk when objects nest). Otherwise (a
+    duplicate, or ``":`` inside a string value) the stdlib parser checks each object's pairs."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    value = orjson.loads(data)
+    if type(value) is not dict and type(value) is not list:
+        return value
+    endings = len(_KEY_END.findall(data))
+    if endings == (len(value) if type(value) is dict else 0) or not _has_fewer_keys(value, endings):
+        return value
+    json.loads(data, object_pairs_hook=_reject_duplicates)
+    return value
+
+
 async def read_body(request: Request, limit: int, *, invalid_message: str = "") -> tuple[dict[str, Any], bool]:
     """(body, from_form). JSON objects, multipart and urlencoded forms; 400/413 otherwise.
     Multipart file parts come back as ``files.UploadedFile`` values (see ``close_uploads``)."""
@@ -146,8 +196,8 @@ async def read_body(request: Request, limit: int, *, invalid_message: str = "") 
         if not raw.strip():
             return {}, False
         try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+            body = loads_json(raw)
+        except ValueError:
             raise BadRequestError(invalid_message) from None
         if body is None:  # Go's json.Unmarshal of `null` into a map leaves it empty
             return {}, False
@@ -209,8 +259,8 @@ async def _read_form(request: Request, ctype: str, limit: int, invalid_message: 
         payload = form.get("@jsonPayload")
         if isinstance(payload, str):
             try:
-                extra = orjson.loads(payload)
-            except orjson.JSONDecodeError:
+                extra = loads_json(payload)
+            except ValueError:
                 raise BadRequestError(invalid_message) from None
             if not isinstance(extra, dict):
                 raise BadRequestError(invalid_message)
