@@ -281,7 +281,7 @@ class Subscriber:
                 try:
                     await self._stream(http)
                     reason = "stream ended by the server"
-                except (httpx.HTTPError, OSError, SoakError) as e:
+                except Exception as e:  # any failure is a disconnect: reported, then retried
                     reason = f"{type(e).__name__}: {e}"
                 if self.windows and self.windows[-1][1] == float("inf"):
                     self.windows[-1][1] = time.monotonic()
@@ -695,7 +695,11 @@ async def soak(server: Server, opts: Options) -> dict[str, Any]:
             user = None if i % 3 == 0 else users[(i - i // 3 - 1) % len(users)]
             subs.append(Subscriber(f"sse{i} ({'guest' if user is None else user.email})", user))
         sub_tasks = [asyncio.create_task(s.run(server.url)) for s in subs]
-        await asyncio.wait_for(asyncio.gather(*(s.ready.wait() for s in subs)), 60)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(s.ready.wait() for s in subs)), 60)
+        except TimeoutError:
+            problems = [p for s in subs for p in s.problems]
+            raise SoakError(f"SSE subscribers not ready within 60 s: {problems[:5]}") from None
         print(
             f"seeded in {seed_s:.1f} s; {len(subs)} subscribers ready; running {opts.minutes:g} min",
             flush=True,
