@@ -32,7 +32,9 @@ from . import (
     records,
     settings,
     settings_test,
+    sql_console,
     totp,
+    view_preview,
 )
 from .access_log import AccessLogMiddleware
 from .errors import EnvelopeGuard, api_error_handler, error_response
@@ -113,8 +115,8 @@ async def not_found(request: Request, exc: Exception) -> Response:
 # (specific paths such as /api/collections/import come before /api/collections/{collection}).
 # Starlette tries routes in order, so the hottest come first: records (no other path has
 # their shape) and health.
-ROUTE_MODULES = [records, health, collections, oauth2, record_auth, otp, totp, record_account, settings, settings_test, realtime, audit,
-                 batch, backups, files, logs, metrics, crons, openapi, docs_page, custom]  # custom: always last
+ROUTE_MODULES = [records, health, view_preview, collections, oauth2, record_auth, otp, totp, record_account, settings, settings_test, realtime, audit,
+                 batch, backups, files, logs, metrics, crons, openapi, docs_page, sql_console, custom]  # custom: always last
 
 
 def build_asgi(app: App) -> ASGIApp:
