@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -127,6 +128,9 @@ class PebbleServer:
             self.stop()
             raise
 
+    def _trust(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_bundle))
+
     @property
     def directory(self) -> str:
         return f"https://127.0.0.1:{self.port}/dir"
@@ -138,7 +142,7 @@ class PebbleServer:
                 if p.poll() is not None:
                     raise RuntimeError(f"pebble exited with {p.returncode}:\n{self.log.read_text()}")
             try:
-                if httpx.get(self.directory, verify=str(self.ca_bundle), timeout=2).status_code == 200:
+                if httpx.get(self.directory, verify=self._trust(), timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -148,7 +152,7 @@ class PebbleServer:
 
     def root_pem(self) -> bytes:
         """The root every certificate issued by this pebble chains to."""
-        r = httpx.get(f"https://127.0.0.1:{self.mgmt_port}/roots/0", verify=str(self.ca_bundle), timeout=10)
+        r = httpx.get(f"https://127.0.0.1:{self.mgmt_port}/roots/0", verify=self._trust(), timeout=10)
         r.raise_for_status()
         return r.content
 

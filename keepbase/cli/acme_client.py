@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
@@ -47,7 +48,7 @@ def obtain_certificate(settings: AcmeSettings, folder: TlsFolder, domains: Seque
         raise AcmeFailure(f"cannot verify the TLS certificate of the ACME server {settings.directory} "
                           "(trust its CA with --acme-ca-bundle)") from exc
     except requests.exceptions.RequestException as exc:
-        raise AcmeFailure(f"cannot reach the ACME server {settings.directory}: {_first_line(exc)}") from exc
+        raise AcmeFailure(f"cannot reach the ACME server {settings.directory}: {_network_reason(exc)}") from exc
     except errors.TimeoutError as exc:
         raise AcmeFailure(f"the ACME server did not validate and issue within {settings.timeout:.0f} s") from exc
     except messages.Error as exc:
@@ -124,6 +125,17 @@ def _failed_challenges(exc: errors.ValidationError) -> str:
         details = [c.error.detail or c.error.typ for c in authzr.body.challenges if c.error is not None]
         parts.append(f"{name}: {' / '.join(d for d in details if d) or 'invalid'}")
     return "; ".join(parts) or "the CA found the answer invalid"
+
+
+def _network_reason(exc: requests.exceptions.RequestException) -> str:
+    """"Connection refused" rather than urllib3's retry wrapper around it."""
+    text = str(exc)
+    errno_text = re.search(r"\[Errno -?\d+\] ([^\]\"')(]+)", text)
+    if errno_text:
+        return errno_text.group(1).strip()
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "timed out"
+    return _first_line(exc)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -219,6 +219,8 @@ def run_serve(cfg: Config, hooks_dir: str | None, debug: bool,
         message = first_run_message(app, base)
         if message:
             click.echo(message)
+        if https is not None:
+            https.watch()  # renewal and reloads, now that the server is up
 
     control = None if cfg.is_postgres else ControlServer(app, socket_path(folder))
     uv_config = uvicorn.Config(

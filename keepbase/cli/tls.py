@@ -47,7 +47,6 @@ from .tls_options import HttpsPlan, TlsError
 
 log = logging.getLogger("keepbase.tls")
 
-CHECK_INTERVAL = 60.0  # seconds between looks at the certificate files and the renewal date
 RETRY_AFTER_FAILURE = 3600.0  # seconds before a failed renewal is tried again
 CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL"  # TLS 1.2; TLS 1.3's suites are all AEAD and forward-secret
 
@@ -135,17 +134,22 @@ class HttpsRuntime:
 
     @classmethod
     def start(cls, plan: HttpsPlan, data_dir: Path) -> HttpsRuntime:
-        """Listen on the plain-HTTP address, get the certificate, start the watcher; TlsError on failure."""
+        """Listen on the plain-HTTP address and get the certificate; TlsError on failure."""
         runtime = cls(plan, data_dir)
         try:
             if plan.http_address is not None:
                 runtime._start_plain()
             runtime._load_first()
-            runtime._spawn(runtime._watch, "keepbase-tls-watch")
         except BaseException:
             runtime.close()
             raise
         return runtime
+
+    def watch(self) -> None:
+        """Start looking after the certificate (renewal, replaced files) once the server is up: start-up
+        silences the log while the app is built, and a renewal's lines must not be lost to that."""
+        if not any(t.name == "keepbase-tls-watch" for t in self._threads):
+            self._spawn(self._watch, "keepbase-tls-watch")
 
     # ---------------------------------------------------------------- uvicorn side
 
@@ -283,7 +287,7 @@ class HttpsRuntime:
                 self._check()
             except Exception:  # keep watching: the certificate in use stays until a good one replaces it
                 log.exception("TLS certificate check failed")
-            self._stop.wait(CHECK_INTERVAL)
+            self._stop.wait(self.plan.check_interval)
 
     def _check(self) -> None:
         plan = self.plan

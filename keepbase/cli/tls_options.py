@@ -67,6 +67,7 @@ class TlsOptions:
     acme_email: str = ""
     acme_ca_bundle: str = ""
     hsts_max_age: int = HSTS_DEFAULT
+    check_interval: float = 60.0
 
 
 _OPTIONS: list[Callable[[Any], Any]] = [
@@ -90,6 +91,9 @@ _OPTIONS: list[Callable[[Any], Any]] = [
                       "(KEEPBASE_ACME_CA_BUNDLE). Default: the system's (or REQUESTS_CA_BUNDLE)."),
     click.option("--hsts-max-age", type=click.IntRange(min=0), default=HSTS_DEFAULT, envvar="KEEPBASE_HSTS_MAX_AGE",
                  show_default=True, help="Strict-Transport-Security max-age on HTTPS responses; 0 sends none."),
+    click.option("--tls-check-interval", type=click.FloatRange(min=0.1), default=60.0, hidden=True,
+                 envvar="KEEPBASE_TLS_CHECK_INTERVAL",
+                 help="Seconds between looks at the certificate files and the renewal date."),
 ]
 
 
@@ -99,9 +103,9 @@ def tls_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def command(*args: Any, domains: tuple[str, ...], https: str | None, tls_cert: str | None,
                 tls_key: str | None, dev_tls: bool, acme_directory: str, acme_email: str, acme_ca_bundle: str,
-                hsts_max_age: int, **kwargs: Any) -> Any:
+                hsts_max_age: int, tls_check_interval: float, **kwargs: Any) -> Any:
         tls = TlsOptions(domains, https, tls_cert, tls_key, dev_tls, acme_directory, acme_email, acme_ca_bundle,
-                         hsts_max_age)
+                         hsts_max_age, tls_check_interval)
         return fn(*args, tls=tls, **kwargs)
 
     wrapped: Callable[..., Any] = command
@@ -122,6 +126,7 @@ class HttpsPlan:
     key_file: str = ""
     acme: AcmeSettings = AcmeSettings()
     hsts_max_age: int = HSTS_DEFAULT
+    check_interval: float = 60.0  # seconds between looks at the certificate files and the renewal date
 
 
 def _split(address: str, option: str) -> tuple[str, int]:
@@ -152,7 +157,8 @@ def plan_https(cfg: Config, tls: TlsOptions, http_given: bool) -> tuple[Config, 
     plain = _split(cfg.http, "--http") if http_given else (("0.0.0.0", 80) if tls.domains else None)
     if plain is not None and plain[1] == https_port:
         raise ConfigError(f"--http and --https both use port {https_port}")
-    common: dict[str, Any] = {"https_port": https_port, "http_address": plain, "hsts_max_age": tls.hsts_max_age}
+    common: dict[str, Any] = {"https_port": https_port, "http_address": plain, "hsts_max_age": tls.hsts_max_age,
+                              "check_interval": tls.check_interval}
     if tls.domains:
         try:
             domains = tuple(dict.fromkeys(normalize_domain(d) for d in tls.domains))
