@@ -53,6 +53,10 @@ class App:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        from .security.keyring import keyring_from_config
+        from .store.encryption import RecordCipher, check_keys
+
+        keyring = keyring_from_config(config)  # encrypted fields (docs/security.md)
         data_dir = Path(config.dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(
@@ -60,9 +64,14 @@ class App:
             pg_url=config.db, sync=config.sqlite_sync, readers=config.sqlite_readers,
             pool_size=config.pg_pool_size, timeout_ms=config.statement_timeout_ms,
         )
-        self.collections = CollectionStore(self.db)
+        self.collections = CollectionStore(self.db, RecordCipher(keyring) if keyring else None)
         self.collections.rule_validator = rule_error(self.collections.find, self.db.dialect)
         self.collections.bootstrap()
+        try:
+            check_keys(self.collections, self.db, self.collections.cipher)
+        except StartupError:
+            self.db.dispose()
+            raise
         from .store.settings import SettingsStore
 
         self.settings = SettingsStore(self.db, self.collections.params)

@@ -54,9 +54,36 @@ def import_collections(app: Any, args: dict[str, Any]) -> tuple[int, str]:
     return 0, f"Imported {len(items)} collection(s): {names}"
 
 
+def keys_rotate(app: Any, args: dict[str, Any]) -> tuple[int, str]:
+    """Re-encrypt under the newest key: batches of ``batch`` records (each its own transaction,
+    so the writer is free between them) for about ``seconds``; ``batch`` 0 only counts. The message
+    is JSON: ``{"rotated", "remaining", "key"}``."""
+    import time
+
+    from ..store.encryption import KEYS_SETTING, rotate_batch
+
+    cipher = app.collections.cipher
+    if cipher is None:
+        return 1, f"Error: no encryption keys are configured; set {KEYS_SETTING}"
+    batch = max(0, int(args.get("batch", 0)))
+    deadline = time.monotonic() + float(args.get("seconds", 2.0))
+    rotated = 0
+    try:
+        while True:
+            step = rotate_batch(app.collections, app.db, batch)
+            rotated += step.rotated
+            if not batch or not step.remaining or not step.rotated or time.monotonic() > deadline:
+                break
+    except ApiError as exc:
+        return _api_error(exc)
+    return 0, orjson.dumps({"rotated": rotated, "remaining": step.remaining,
+                            "key": cipher.keyring.primary.id}).decode()
+
+
 OPERATIONS: dict[str, Operation] = {
     "superuser_upsert": superuser_upsert,
     "superuser_create": superuser_create,
     "superuser_delete": superuser_delete,
     "import_collections": import_collections,
+    "keys_rotate": keys_rotate,
 }

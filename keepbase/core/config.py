@@ -59,6 +59,12 @@ class Config:
         "deployments on different databases never share events or counters.")
     mail_queue_size: int = _opt(
         1000, "Most auth mails (verification, password reset) waiting to be sent; more are dropped with a log line.")
+    encryption_keys: str = _opt(
+        "", "Keys of encrypted fields: comma-separated ID:KEY entries, KEY 32 bytes in standard base64 (an "
+        "optional third part ID:KEY:INDEXKEY gives the blind-index key instead of deriving it). The first "
+        "encrypts; the others still decrypt. Keep it secret (docs/security.md).")
+    encryption_keys_file: str = _opt(
+        "", "A file holding the encryption_keys value (instead of the environment). Keep it secret.")
 
     @property
     def host(self) -> str:
@@ -133,7 +139,53 @@ def _validate(cfg: Config) -> Config:
     if cfg.redis_url and not cfg.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"invalid value for redis_url ({env_name('redis_url')}): expected a redis://, "
                           "rediss:// or unix:// URL")
+    encryption_key_entries(cfg)
     return cfg
+
+
+KeyEntry = tuple[str, bytes, bytes | None]  # (key id, 32-byte key, explicit 32-byte blind-index key)
+_KEY_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def encryption_key_entries(cfg: Config) -> list[KeyEntry]:
+    """The entries of ``encryption_keys`` (or of the file ``encryption_keys_file`` names), checked.
+    A bad entry is a one-line ConfigError naming the setting, the entry and the key id; never the key."""
+    import base64
+    import binascii
+
+    name = "encryption_keys"
+    text = cfg.encryption_keys
+    if cfg.encryption_keys_file:
+        if cfg.encryption_keys:
+            raise ConfigError(f"set only one of {env_name(name)} and {env_name('encryption_keys_file')}")
+        name = "encryption_keys_file"
+        try:
+            text = open(cfg.encryption_keys_file, encoding="utf-8").read()  # noqa: SIM115
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"invalid value for {name} ({env_name(name)}): cannot read "
+                              f"{cfg.encryption_keys_file!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    entries: list[KeyEntry] = []
+    for n, raw in enumerate((p.strip() for p in text.replace("\n", ",").split(",")), 1):
+        if not raw:
+            continue
+        where = f"invalid value for {name} ({env_name(name)}): entry {n}"
+        parts = raw.split(":")
+        kid = parts[0].strip()
+        if len(parts) not in (2, 3) or not kid or len(kid) > 32 or not set(kid) <= _KEY_ID_CHARS:
+            raise ConfigError(f"{where}: expected ID:KEY with an ID of 1-32 letters, digits, '_' or '-'")
+        keys: list[bytes] = []
+        for label, part in zip(("key", "blind-index key"), parts[1:], strict=False):
+            try:
+                key = base64.b64decode(part.strip(), validate=True)
+            except (binascii.Error, ValueError):
+                raise ConfigError(f"{where} (id {kid!r}): the {label} is not valid standard base64") from None
+            if len(key) != 32:
+                raise ConfigError(f"{where} (id {kid!r}): the {label} must be 32 bytes, not {len(key)}")
+            keys.append(key)
+        if any(e[0] == kid for e in entries):
+            raise ConfigError(f"{where}: the key id {kid!r} is used twice")
+        entries.append((kid, keys[0], keys[1] if len(keys) > 1 else None))
+    return entries
 
 
 def load_config(

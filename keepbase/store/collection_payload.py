@@ -128,6 +128,8 @@ def load_field(item: Any, index: int = 0) -> Field:
         for key, default in list(options.items()):
             if key in item:
                 options[key] = decode(handler.option_kind(key), item[key], default, f"/{key}")
+        if decode("bool", item.get("encrypted"), False, "/encrypted"):  # keepbase's own option (docs/security.md)
+            options["encrypted"] = True  # kept (and echoed) only when on, so other fields look as in PocketBase
     except FormatError as exc:
         raise FormatError(f"{where}failed to unmarshal field: {exc.detail}") from None
     return Field(id=common["id"], name=common["name"], type=str(ftype), system=common["system"],

@@ -21,6 +21,7 @@ from ..core.ids import collection_id
 from . import builtin
 from .collection_validate import RuleValidator, collection_from_payload, raw_message, validate_collection
 from .db import Database, after_commit
+from .encryption import RecordCipher, check_collection, finish_columns, prepare_columns, sealed_fields
 from .migrate import alter_collection_table, create_collection_table, drop_collection_table
 from .models import Collection, Field
 from .schema import system_metadata
@@ -60,8 +61,10 @@ def _no_rule_check(_c: Collection, _rule: str) -> str | None:
 
 
 class CollectionStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, cipher: RecordCipher | None = None) -> None:
         self.db = db
+        #: seals encrypted fields (None without configured keys); given to the collections that have one
+        self.cipher = cipher
         self._md, self.table, self.params = system_metadata()
         self._lock = threading.Lock()
         self._by_key: dict[str, Collection] = {}
@@ -92,6 +95,9 @@ class CollectionStore:
         else:
             rows = conn.execute(select(self.table).order_by(self.table.c.seq)).all()
         ordered = [_from_row(r) for r in rows]
+        for c in ordered:
+            if sealed_fields(c):
+                c.cipher = self.cipher
         by_key: dict[str, Collection] = {}
         for c in ordered:
             by_key[c.id] = c
@@ -123,6 +129,7 @@ class CollectionStore:
             new = collection_from_payload(payload, old, now_str(), {c.id for c in others})
             try:
                 validate_collection(new, old, others, self.rule_validator, fail_message)
+                check_collection(new, old, self.cipher)
             except ValidationError as exc:
                 raise ValidationError(fail_message, exc.data) from exc
             if new.type == "view":
@@ -139,7 +146,9 @@ class CollectionStore:
                         seq = (conn.execute(select(func.max(self.table.c.seq))).scalar() or 0) + 1
                         conn.execute(insert(self.table).values(_to_row(new, seq)))
                     else:
+                        prepare_columns(conn, old, new)
                         alter_collection_table(conn, old, new)
+                        finish_columns(conn, old, new, self.cipher)
                         row = _to_row(new, 0)
                         row.pop("seq")
                         conn.execute(update(self.table).where(self.table.c.id == old.id).values(row))

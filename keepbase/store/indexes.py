@@ -162,6 +162,8 @@ def build_index(parsed: ParsedIndex, table: Table, dialect: str) -> Index:
     by_lower = {c.name.lower(): c for c in table.c}  # SQLite column names are case-insensitive
     for c in parsed.columns:
         col: Any = by_lower[c.name.lower()]
+        if "blind_index" in col.info:  # an encrypted field: equal values have equal blind indexes
+            col = table.c[col.info["blind_index"]]
         if c.nocase:
             col = func.lower(col) if dialect == "postgresql" else col.collate("NOCASE")
         if c.desc:

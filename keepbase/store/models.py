@@ -56,6 +56,9 @@ class Collection:
     options: dict[str, Any] = field(default_factory=dict)  # auth options / viewQuery
     created: str = ""
     updated: str = ""
+    #: runtime only, never stored or sent: what seals the encrypted fields (``store.encryption``),
+    #: set by the collection store on collections that have one
+    cipher: Any = field(default=None, repr=False, compare=False)
 
     def get_field(self, name: str) -> Field | None:
         for f in self.fields:

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from ..core.errors import FieldError
+from .encryption import open_values
 from .fields import SaveContext, get_type
 from .fields.base import Invalid
 from .fields.numeric import parse_number
@@ -45,7 +46,8 @@ def to_db(f: Field, value: Any) -> Any:
 
 def row_values(c: Collection, row: Any) -> dict[str, Any]:
     mapping = row._mapping if hasattr(row, "_mapping") else row
-    return {f.name: from_db(f, mapping[f.name]) for f in c.fields if f.name in mapping}
+    values = {f.name: from_db(f, mapping[f.name]) for f in c.fields if f.name in mapping}
+    return values if c.cipher is None else open_values(c, mapping, values)
 
 
 def split_key(key: str) -> tuple[str, str]:

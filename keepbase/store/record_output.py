@@ -30,13 +30,16 @@ class OutputPlan:
     collection_name: str
     email_index: int  # row index of email (auth), else -1
     visibility_index: int
+    #: encrypted fields: (key, row index, field), opened with ``collection.cipher`` (row 0 is the id)
+    sealed: tuple[tuple[str, int, Any], ...] = ()
+    collection: Collection | None = None
 
 
-_PLANS: dict[tuple[str, str, bool], OutputPlan] = {}
+_PLANS: dict[tuple[str, str, bool, int], OutputPlan] = {}
 
 
 def output_plan(c: Collection, superuser: bool) -> OutputPlan:
-    key = (c.id, c.updated, superuser)
+    key = (c.id, c.updated, superuser, id(c.cipher))  # apps with other keys get their own plans
     plan = _PLANS.get(key)
     if plan is not None:
         return plan
@@ -44,11 +47,15 @@ def output_plan(c: Collection, superuser: bool) -> OutputPlan:
               and not (f.hidden and not superuser)]
     columns = tuple(f.name for f in fields)
     entries: list[tuple[str, int, Callable[[Any], Any] | None]] = []
+    sealed: list[tuple[str, int, Any]] = []
     for i, f in enumerate(fields):
         handler = get_type(f.type)
         assert handler is not None
         conv: Callable[[Any], Any] | None
-        if c.is_view:  # a view column holds whatever its query computed: read it as PocketBase does
+        if c.cipher is not None and f.options.get("encrypted") and not c.is_view:
+            sealed.append((f.name, i, f))  # opened per row (the record id is part of what it is bound to)
+            conv = None
+        elif c.is_view:  # a view column holds whatever its query computed: read it as PocketBase does
             conv = _bind_view(handler.view_output, f)
         elif f.type in ("text", "email", "url", "editor", "date", "autodate") or (
             f.type in ("select", "relation", "file") and not f.multiple
@@ -65,6 +72,7 @@ def output_plan(c: Collection, superuser: bool) -> OutputPlan:
         collection_id=c.id, collection_name=c.name,
         email_index=columns.index("email") if c.is_auth and "email" in columns else -1,
         visibility_index=columns.index("emailVisibility") if c.is_auth and "emailVisibility" in columns else -1,
+        sealed=tuple(sealed), collection=c if sealed else None,
     )
     if len(_PLANS) > 4096:
         _PLANS.clear()
@@ -92,8 +100,20 @@ def row_to_json(plan: OutputPlan, row: Sequence[Any], show_email: bool | Callabl
             out[key] = cid
         else:
             out[key] = cname
+    if plan.sealed:
+        _open_sealed(plan, row, out)
     if plan.email_index >= 0:
         visible = show_email(row) if callable(show_email) else show_email
         if not visible and not row[plan.visibility_index]:
             del out["email"]
     return out
+
+
+def _open_sealed(plan: OutputPlan, row: Sequence[Any], out: dict[str, Any]) -> None:
+    c = plan.collection
+    assert c is not None and c.cipher is not None
+    for key, idx, f in plan.sealed:
+        value = c.cipher.open(c, f, row[0], row[idx])
+        handler = get_type(f.type)
+        assert handler is not None
+        out[key] = handler.output(f, value)

@@ -32,6 +32,7 @@ from ..files import Storage
 from ..security.passwords import hash_password, verify_password
 from .collections import CollectionStore
 from .db import Database, after_commit
+from .encryption import blind_labels, field_of_column, seal_row
 from .fields import SaveContext, get_type
 from .fields.base import Invalid
 from .fields.textual import generate_from_pattern
@@ -307,6 +308,7 @@ class RecordService:
         for f in c.fields:
             col = table.c[f.name]
             cols.append(literal(to_db(f, values[f.name]), col.type).label(f.name))
+        cols.extend(blind_labels(c, values, table))  # what rules compare encrypted fields on
         cte = select(*cols).cte("_kb_new_record")  # never shadow the real table: rules may join it
         cond = self._cond(c, cte, c.rules.get("createRule"), info)
         if cond is None:
@@ -398,7 +400,7 @@ class RecordService:
 
     def _insert(self, conn: Connection, c: Collection, table: Table, row: dict[str, Any]) -> None:
         try:
-            self._execute_fenced(conn, insert(table).values(row))
+            self._execute_fenced(conn, insert(table).values(seal_row(c, row["id"], row)))
         except IntegrityError as exc:
             raise ValidationError("Failed to create record.", self._unique_errors(c, exc)) from exc
 
@@ -416,7 +418,7 @@ class RecordService:
         text = str(orig)
         m = re.search(r"UNIQUE constraint failed: (.+)", text)
         if m:
-            cols = [part.strip().split(".", 1)[-1] for part in m.group(1).split(",")]
+            cols = [field_of_column(c, part.strip().split(".", 1)[-1]) for part in m.group(1).split(",")]
         else:
             diag = getattr(orig, "diag", None)
             name = getattr(diag, "constraint_name", "") or ""
@@ -485,7 +487,8 @@ class RecordService:
                        if f.name != "id" and e.record.get(f.name) != old.get(f.name)}
                 if row:
                     try:
-                        self._execute_fenced(conn, update(table).where(table.c.id == record_id).values(row))
+                        self._execute_fenced(conn, update(table).where(table.c.id == record_id).values(
+                            seal_row(c, record_id, row)))
                     except IntegrityError as exc:
                         raise ValidationError("Failed to update record.", self._unique_errors(c, exc)) from exc
 

@@ -13,6 +13,12 @@ Access (client ``filter``/``sort`` of a non-superuser, ``is_rule=False``):
   are limited to ``id = '' OR (<listRule>)`` (compiled with full access).
 
 Rules (``is_rule=True``) and superusers see everything.
+
+Encrypted fields (``store.encryption``) resolve to their blind index column as a ``SealedOperand``:
+the compiler here (``SealedCompiler``) lets them take part only in ``=``/``!=`` (and ``?=``/``?!=``)
+against a value, which it turns into that value's blind indexes; any other operator, a modifier
+other than ``:isset``/``:changed``, a JSON path into one, a comparison with another column, and a
+sort are a 400 naming the field.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Float, MetaData, Table, Text, and_, case, cast, func, literal, or_, true
@@ -42,7 +48,7 @@ from keepbase.rules.request_values import body_items, body_value, go_json
 from keepbase.rules.resolver import Dialect, Operand, constant_int, null_operand, static_value
 
 from .models import MULTI_TYPES, Collection, Field
-from .schema import rowid_column, table_for, view_table_for
+from .schema import blind_index_name, rowid_column, table_for, view_table_for
 
 Lookup = Callable[[str], Collection | None]
 Start = Callable[[JoinSet], tuple[Collection, FromClause, bool]]
@@ -66,6 +72,63 @@ def field_operand(f: Field | None, expr: ColumnElement[Any]) -> Operand:
     if kind == "bool":
         return Operand(expr, "int", "numeric")
     return Operand(expr, "text", "text", no_coalesce=kind in ("json", "geoPoint"))
+
+
+@dataclass(frozen=True)
+class SealedOperand(Operand):
+    """An encrypted field: ``expr`` is its blind index column; ``blind`` gives the blind indexes a
+    value may be stored under."""
+
+    field_name: str = ""
+    blind: Callable[[Any], list[str]] | None = None
+    refused: str = ""
+    """Why any comparison with it is refused (a modifier or a JSON path): raised by the compiler,
+    whose errors reach the client, unlike the resolver's, which it rewraps."""
+
+
+def sealed_error(name: str, what: str) -> FilterError:
+    message = (f'The field "{name}" is encrypted: it can only be compared with = or != (?= or ?!=) to a value, '
+               f"not {what}.")
+    return FilterError(message, message)
+
+
+def _sealed_operand(collection: Collection, field: Field, cur: FromClause, refused: str = "") -> SealedOperand:
+    cipher = collection.cipher
+    if cipher is not None:
+        def blind(value: Any) -> list[str]:
+            return list(cipher.blind_literals(collection, field, value))
+    else:  # a rule checked while its collection is saved: only its shape matters
+        def blind(value: Any) -> list[str]:
+            return ["-"]
+    return SealedOperand(cur.c[blind_index_name(field)], "text", "text", field_name=field.name, blind=blind,
+                         refused=refused)
+
+
+class SealedCompiler(Compiler):
+    """The rule compiler, with equality on encrypted fields done through their blind index."""
+
+    def build(self, left: Operand, op: str, right: Operand) -> ColumnElement[bool]:
+        sealed = left if isinstance(left, SealedOperand) else right if isinstance(right, SealedOperand) else None
+        if sealed is None:
+            return super().build(left, op, right)
+        other = right if sealed is left else left
+        if sealed.refused:
+            raise sealed_error(sealed.field_name, sealed.refused)
+        if op not in ("=", "!="):
+            raise sealed_error(sealed.field_name, f'with the operator "{op}"')
+        if isinstance(other, SealedOperand) or not (other.literal or other.empty):
+            raise sealed_error(sealed.field_name, "to another field or expression")
+        assert sealed.blind is not None
+        values = sealed.blind(other.value) if other.literal else []
+        col = sealed.expr
+        # one plain parameter per key (no expanding IN: the statement may be compiled once and reused)
+        if op == "=":
+            if not values:
+                return or_(col == literal("", Text()), col.is_(None)).self_group()
+            return or_(*[col == literal(v, Text()) for v in values]).self_group()
+        if not values:
+            return and_(col != literal("", Text()), col.is_not(None)).self_group()
+        return or_(col.is_(None), and_(*[col != literal(v, Text()) for v in values])).self_group()
 
 
 def _id_equals(value: ColumnElement[Any]) -> Callable[[FromClause], ColumnElement[bool]]:
@@ -172,7 +235,7 @@ class CollectionResolver:
         if rule.strip() == "":
             return None
         sub = CollectionResolver(collection, alias, self.info, self.lookup, self.dialect, is_rule=True)
-        expr = sub.finalize(Compiler(sub).compile(parse_cached(rule)))
+        expr = sub.finalize(SealedCompiler(sub).compile(parse_cached(rule)))
         return or_(alias.c.id == literal(""), expr).self_group()
 
     def _check_access(self, collection: Collection, field: Field) -> None:
@@ -206,6 +269,8 @@ class CollectionResolver:
                 return op, multi or is_multi
             if modifier:
                 raise FilterError(f'invalid modifier position in "{prop}"')
+            if field.options.get("encrypted") and not collection.is_view:
+                return _sealed_operand(collection, field, cur, f'through the path "{".".join(props)}"'), multi
             if field.type in ("json", "geoPoint"):
                 expr = json_path(cur.c[field.name], props[i + 1 :], self.dialect)
                 return Operand(expr, "json", None, no_coalesce=True), multi
@@ -259,6 +324,9 @@ class CollectionResolver:
     ) -> tuple[Operand, bool]:
         if modifier not in _MODIFIERS:
             raise FilterError(f'unknown modifier "{modifier}"')
+        if field.options.get("encrypted") and not collection.is_view:
+            refused = f'with the ":{modifier}" modifier' if modifier not in ("", "isset", "changed") else ""
+            return _sealed_operand(collection, field, cur, refused), False
         col = cur.c[field.name]
         op = field_operand(field, col)
         if not self.full_access and collection.is_auth and field.name == "email":
@@ -357,7 +425,7 @@ class CollectionResolver:
         if modifier == "changed":
             if field is None:
                 raise FilterError(f'unknown field "{name}"')
-            expr = Compiler(self).compile(
+            expr = SealedCompiler(self).compile(
                 parse_cached(f"@request.body.{name}:isset = true && @request.body.{name} != {name}")
             )
             return Operand(case((expr, 1), else_=0), "int", None, known_non_empty=True)
@@ -439,7 +507,7 @@ def build_filter(
         hit = _SHARED.get(key)
         if hit is not None and hit[0] is table:
             return hit[1]
-    expr = resolver.finalize(Compiler(resolver).compile(chain))
+    expr = resolver.finalize(SealedCompiler(resolver).compile(chain))
     if shareable:
         if len(_SHARED) > MAX_SHARED:
             _SHARED.clear()
@@ -502,6 +570,9 @@ def build_sort(
             op = resolver.resolve(item.name)
         except FilterError as exc:
             raise FilterError(f'invalid sort field "{item.name}" - {exc.detail}') from None
+        if isinstance(op, SealedOperand):
+            message = f'The field "{op.field_name}" is encrypted: records cannot be sorted by it.'
+            raise FilterError(message, message)
         for key in _sort_keys(op, dialect):
             key = resolver.shared.scalar(key, table)
             if dialect == "postgresql":

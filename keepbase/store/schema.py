@@ -13,6 +13,10 @@ How values are stored (identical on SQLite and PostgreSQL, so rules mean the sam
 | geoPoint                                              | TEXT NOT NULL (JSON ``{"lon","lat"}``)  |
 
 Insertion order: SQLite's implicit ``rowid``; on PostgreSQL an identity column ``_rowid``.
+
+An encrypted field (``encrypted: true``) stores ciphertext in its column, plus its blind index in
+a column ``<field id>:bi`` (TEXT NULL; named after the id, which renames never change, with a
+``:`` no field name can hold) that equality filters and unique indexes use (``store.encryption``).
 """
 
 from __future__ import annotations
@@ -61,11 +65,25 @@ def column_for(f: Field) -> Column[Any]:
     return Column(f.name, text_type(), nullable=False, server_default="")
 
 
+def blind_index_name(f: Field) -> str:
+    """The column holding the blind index of an encrypted field."""
+    return f"{f.id}:bi"
+
+
+def blind_index_column(f: Field) -> Column[Any]:
+    return Column(blind_index_name(f), text_type(), nullable=True)
+
+
 def table_for(collection: Collection, metadata: MetaData | None = None, dialect: str = "sqlite",
               name: str | None = None) -> Table:
     """Build the ``Table`` for a (non-view) collection's records."""
     md = metadata if metadata is not None else MetaData()
-    cols: list[Column[Any]] = [column_for(f) for f in collection.fields]
+    cols: list[Column[Any]] = []
+    for f in collection.fields:
+        cols.append(column_for(f))
+        if f.options.get("encrypted"):  # its indexes are built on the blind index (indexes.build_index)
+            cols[-1].info["blind_index"] = blind_index_name(f)
+            cols.append(blind_index_column(f))
     if dialect == "postgresql":
         cols.append(Column(PG_ROWID, BigInteger, Identity(always=False), nullable=False))
     return Table(name or collection.name, md, *cols)

@@ -100,6 +100,45 @@ class FieldType:
         """Stored column value → JSON-ready value (hot path: keep it cheap)."""
         return db_value if db_value is not None else self.empty(f)
 
+    # --- encryption at rest (``store.encryption`` seals what these return) ---
+    #: whether the type accepts the ``encrypted`` option
+    encryptable = False
+
+    def check_encryption(self, f: Field) -> FieldError | None:
+        """The error of an ``encrypted: true`` this field may not have, or None."""
+        if not f.options.get("encrypted"):
+            return None
+        if not self.encryptable:
+            return FieldError("validation_encryption_unsupported",
+                              f"Fields of type {self.name} cannot be encrypted (text, email, editor, json and "
+                              "url fields can).")
+        if f.system or f.options.get("primaryKey"):
+            return FieldError("validation_encryption_unsupported", "System fields cannot be encrypted.")
+        return None
+
+    def seal_text(self, f: Field, value: Any) -> str | None:
+        """The plain text to encrypt for a stored value, or None when the value is stored as it
+        is: empty values ("" or NULL) are not encrypted, so a field added to existing records
+        needs no rewrite and ``= ""`` filters keep working (an observer of the database learns
+        only which records leave the field empty)."""
+        return value if isinstance(value, str) and value != "" else None
+
+    def unseal_text(self, f: Field, text: str) -> Any:
+        """The stored value (as ``to_db`` gives it) back from its decrypted text."""
+        return text
+
+    def blind_text(self, f: Field, value: Any) -> str | None:
+        """The normalised form of a stored value that its blind index is computed over (None for
+        an empty value, whose blind index column stays as empty as the value)."""
+        return self.seal_text(f, value)
+
+    def blind_literal(self, f: Field, value: Any) -> str | None:
+        """The normalised form of a filter or rule value compared with ``=``/``!=`` (as a text
+        column compares with it: a number ``5`` equals the text ``"5"``)."""
+        if value is None or value == "":
+            return None
+        return value if isinstance(value, str) else format_number(value)
+
     def view_output(self, f: Field, text: str | None) -> Any:
         """A view column's value → JSON-ready value. ``text`` is the value as PocketBase reads
         every column, as text (see ``sql_text``): a view column may hold whatever the query

@@ -56,6 +56,26 @@ class JsonType(FieldType):
     def output(self, f: Field, db_value: Any) -> Any:
         return None if db_value is None else orjson.Fragment(db_value)
 
+    encryptable = True
+
+    def blind_text(self, f: Field, value: Any) -> str | None:
+        """Canonical JSON (sorted keys, no spaces), so ``{"b":1, "a":2}`` and ``{"a":2,"b":1}`` match."""
+        if value is None:
+            return None
+        try:
+            return orjson.dumps(orjson.loads(value), option=orjson.OPT_SORT_KEYS).decode()
+        except orjson.JSONDecodeError:
+            return str(value)
+
+    def blind_literal(self, f: Field, value: Any) -> str | None:
+        """A filter value is the JSON value it names: ``data = "x"`` matches the JSON string "x",
+        ``data = 5`` the number 5 (as PocketBase compares a json field's value)."""
+        if value is None:
+            return None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
     def view_output(self, f: Field, text: str | None) -> Any:
         """PocketBase's json field reading a column's text: ``null``/``true``/``false`` and JSON
         that starts like a number, string, array or object are JSON; any other text (``x``,

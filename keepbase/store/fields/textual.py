@@ -223,6 +223,7 @@ def _compile_pattern(pattern: str) -> list[tuple[str, int, int]]:
 
 class TextType(FieldType):
     name = "text"
+    encryptable = True
     defaults = {"autogeneratePattern": "", "max": 0, "min": 0, "pattern": "", "primaryKey": False}
 
     def check_options(self, f: Field, errors: dict[str, Any]) -> None:
@@ -285,6 +286,7 @@ class TextType(FieldType):
 
 class EmailType(FieldType):
     name = "email"
+    encryptable = True
     defaults = {"exceptDomains": [], "onlyDomains": []}
 
     def check_options(self, f: Field, errors: dict[str, Any]) -> None:
@@ -302,6 +304,7 @@ class EmailType(FieldType):
 
 class UrlType(FieldType):
     name = "url"
+    encryptable = True
     defaults = {"exceptDomains": [], "onlyDomains": []}
 
     def check_options(self, f: Field, errors: dict[str, Any]) -> None:
@@ -329,6 +332,7 @@ def _check_domain(f: Field, domain: str, code: str, message: str) -> None:
 
 class EditorType(FieldType):
     name = "editor"
+    encryptable = True
     defaults = {"convertURLs": False, "maxSize": 0}
 
     def check_options(self, f: Field, errors: dict[str, Any]) -> None:
