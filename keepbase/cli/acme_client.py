@@ -21,6 +21,8 @@ import requests
 from acme import challenges, client, errors, messages
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from josepy.jwa import ES256
+from josepy.jwk import JWKEC
 
 from .tls_files import TlsFolder, key_pem, make_csr, new_key, write_private
 from .tls_options import AcmeSettings
@@ -100,7 +102,7 @@ def _client(settings: AcmeSettings, folder: TlsFolder) -> client.ClientV2:
     # requests takes a CA bundle path where acme's signature says bool; empty means the system's trust
     # (and REQUESTS_CA_BUNDLE, which requests reads when verify is True)
     verify = cast(bool, settings.ca_bundle or True)
-    net = client.ClientNetwork(jose.JWKEC(key=key), alg=jose.ES256, verify_ssl=verify, user_agent="keepbase",
+    net = client.ClientNetwork(JWKEC(key=key), alg=ES256, verify_ssl=verify, user_agent="keepbase",
                                timeout=30)
     acme = client.ClientV2(client.ClientV2.get_directory(settings.directory, net), net)
     if info_path.exists():
