@@ -229,7 +229,6 @@ def build_document(app: App, viewer: Viewer, collections: list[Collection]) -> D
         tags.append({"name": c.name, "description": f"{c.type.capitalize()} collection {c.name} ({c.id})."})
         paths.update(record_paths(c, viewer, schemas))
         if c.is_auth:
-            schemas.setdefault(component_name(c, "Record"), record_schema(c, viewer.superuser))
             paths.update(auth_paths(c, viewer, schemas))
     paths.update(static_paths(viewer.superuser))
     meta = app.settings.get().get("meta") or {}

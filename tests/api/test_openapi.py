@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 import httpx
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from openapi_spec_validator import validate
 
 from keepbase.api.openapi import Viewer, cache_of
