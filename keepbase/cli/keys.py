@@ -8,6 +8,7 @@ interrupted rotation simply resumes, and values already under the newest key are
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
@@ -48,13 +49,19 @@ def rotate(batch: int, dir_: str | None, db: str | None) -> None:
         click.echo(f"Nothing to do: every encrypted value is under the key {first['key']!r}.")
         return
     done = 0
-    with click.progressbar(length=total, label=f"Re-encrypting under {first['key']!r}",
-                           show_pos=True, file=sys.stderr) as bar:
+    label = f"Re-encrypting under {first['key']!r}"
+    # a bar on a terminal; one line per step otherwise (logs, CI), where a bar would print nothing
+    bar = click.progressbar(length=total, label=label, show_pos=True, file=sys.stderr) if sys.stderr.isatty() \
+        else None
+    with bar if bar is not None else contextlib.nullcontext():
         while True:
             step = _step(cfg, batch)
             rotated, remaining = int(str(step["rotated"])), int(str(step["remaining"]))
             done += rotated
-            bar.update(rotated)
+            if bar is not None:
+                bar.update(rotated)
+            else:
+                click.echo(f"{label}: {done}/{done + remaining} record(s)", err=True)
             if remaining == 0:
                 break
             if rotated == 0:

@@ -68,7 +68,7 @@ async def test_round_trip_and_ciphertext_at_rest(app: App, client: httpx.AsyncCl
 
     row = _stored(app, rec["id"])
     assert row["title"] == "t"
-    for key, value in PLAIN.items():
+    for key in PLAIN:
         assert row[key].startswith("kb1.k1."), row[key]
         assert "cake" not in row[key] and "alice" not in row[key] and "example" not in row[key]
         field_id = by_name[key]["id"]
