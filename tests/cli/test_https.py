@@ -265,6 +265,9 @@ def test_dev_tls_keeps_a_self_signed_certificate_in_the_data_folder(
     stored = tmp_path / "data" / "tls" / "dev" / "localhost.pem"
     assert x509.load_pem_x509_certificates(stored.read_bytes())[0].serial_number == cert.serial_number
     assert _get(port, "/api/health").headers["strict-transport-security"] == "max-age=15552000"
+    # without domains, the plain-HTTP listener (--http, given by ServerProcess) redirects to the Host asked for
+    r = httpx.get(f"http://127.0.0.1:{server.port}/_/?a=1")
+    assert (r.status_code, r.headers["location"]) == (301, f"https://127.0.0.1:{port}/_/?a=1")
     assert server.stop() == 0
 
 
