@@ -27,6 +27,7 @@ import orjson
 from sqlalchemy import literal, literal_column, select
 
 from ..core.types import AuthInfo, RequestInfo
+from ..store.encryption import blind_index_names, seal_row
 from ..store.models import Collection
 from ..store.record_input import to_db
 from ..store.record_output import OutputPlan, output_plan, row_to_json
@@ -60,7 +61,8 @@ def stored_values(c: Collection, record: dict[str, Any]) -> dict[str, Any]:
             out[f.name] = to_db(f, record[f.name])
     if c.is_auth and "password" in out:
         out["password"] = ""  # never ship password hashes to other nodes; no rule needs them
-    return out
+    # encrypted fields travel (and sit in the change log) sealed, with their blind indexes for rules
+    return seal_row(c, str(record.get("id", "")), out) if c.cipher is not None else out
 
 
 @dataclass
@@ -142,7 +144,8 @@ def _needs_query(check: _Check) -> bool:
 def _finish_event(records: RecordService, conn: Any, ev: EventRender, project: Project | None) -> None:
     c, values = ev.c, ev.values
     table = records.table(c)
-    cte = select(*[literal(values.get(f.name), table.c[f.name].type).label(f.name) for f in c.fields]
+    cte = select(*[literal(values.get(f.name), table.c[f.name].type).label(f.name) for f in c.fields],
+                 *[literal(values.get(n), table.c[n].type).label(n) for n in blind_index_names(c)]
                  ).cte("_kb_event_record")  # never shadow the real table: rules may join it
     lookup, dialect = records.collections.find, records.db.dialect
     # compile each viewer's conditions alone: a rule that cannot compile denies only that viewer

@@ -142,6 +142,11 @@ def blind_labels(c: Collection, values: dict[str, Any], table: Table) -> list[Co
             .label(blind_index_name(f)) for f in sealed_fields(c)]
 
 
+def blind_index_names(c: Collection) -> list[str]:
+    """The blind index columns of a collection (none without encrypted fields)."""
+    return [blind_index_name(f) for f in sealed_fields(c)] if c.cipher is not None else []
+
+
 def field_of_column(c: Collection, column: str) -> str:
     """The field a column belongs to (a blind index column → its field's name)."""
     for f in sealed_fields(c):

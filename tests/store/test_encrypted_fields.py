@@ -233,3 +233,32 @@ async def test_turning_encryption_on_and_off_migrates_the_data(app: App, client:
     assert _stored(app, ids[2])["secret"] == "s2" and not any(k.endswith(":bi") for k in _stored(app, ids[2]))
     with app.db.read() as conn:
         assert conn.execute(text("SELECT count(*) FROM notes WHERE secret LIKE 's%'")).scalar_one() == 3
+
+
+async def test_realtime_events_carry_sealed_values_and_render_plain(app: App, client: httpx.AsyncClient,
+                                                                    su_headers: dict[str, str]) -> None:
+    """What realtime ships between nodes (and the PostgreSQL change log keeps) is sealed; each
+    subscriber still gets plain values, and a rule on an encrypted field decides who does."""
+    import orjson
+
+    from keepbase.realtime.access import Viewer, finish, prepare, stored_values
+    from keepbase.realtime.subscriptions import Subscription
+
+    await _notes(client, su_headers, listRule="secret = 'open'")
+    c = app.collections.get("notes")
+    shown = await _create(client, su_headers, secret="open", body="zebra")
+    hidden = await _create(client, su_headers, secret="shut")
+    sub = Subscription(raw="notes", collection="notes", record_id="")
+    for rec, expected in ((shown, {"secret": "open", "body": "zebra"}), (hidden, None)):
+        record = dict(rec)
+        values = stored_values(c, {k: v for k, v in record.items() if c.get_field(k)} | {"data": None})
+        assert values["secret"].startswith("kb1.k1.") and "zebra" not in orjson.dumps(values).decode()
+        ev = prepare(c, "create", values, [Viewer(None, sub)], None)
+        finish(app.records, [ev], None)
+        out = ev.out[Viewer(None, sub).key]
+        if expected is None:
+            assert out is None
+        else:
+            assert out is not None
+            sent = orjson.loads(out)["record"]
+            assert {k: sent[k] for k in expected} == expected
