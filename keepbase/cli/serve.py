@@ -103,9 +103,6 @@ class Server(uvicorn.Server):
                     f"once; in-flight requests get {self.config.timeout_graceful_shutdown} s)\n".encode())
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if self.should_exit:
-            return
         if self.control is not None:
             try:
                 await self.control.start()
@@ -113,7 +110,10 @@ class Server(uvicorn.Server):
                 log.warning("control socket %s unavailable (%s): commands on this folder cannot reach the server",
                             self.control.path, exc.strerror or exc)
                 self.control = None
-        self.on_started(self.address)
+        await super().startup(sockets=sockets)
+        if not self.should_exit:
+            # no await between accepting and this: the announcement precedes any request's log line
+            self.on_started(self.address)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         # End the realtime streams first: they never finish on their own, and clients reconnect to
