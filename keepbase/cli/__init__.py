@@ -103,5 +103,6 @@ def su_delete(email: str, dir_: str | None, db: str | None) -> None:
     _run_op(dir_, db, "superuser_delete", {"email": email})
 
 
+from . import audit as _audit  # noqa: E402, F401  (registers the audit commands)
 from . import keys as _keys  # noqa: E402, F401  (registers the keys commands)
 from . import templates as _templates  # noqa: E402, F401  (registers the import/new commands)
