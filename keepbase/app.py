@@ -67,14 +67,15 @@ class App:
         self.collections = CollectionStore(self.db, RecordCipher(keyring) if keyring else None)
         self.collections.rule_validator = rule_error(self.collections.find, self.db.dialect)
         self.collections.bootstrap()
+        from .store.settings import SettingsStore
+
+        self.settings = SettingsStore(self.db, self.collections.params, keyring)  # secrets sealed with keys
         try:
             check_keys(self.collections, self.db, self.collections.cipher)
+            self.settings.check_keys()
         except StartupError:
             self.db.dispose()
             raise
-        from .store.settings import SettingsStore
-
-        self.settings = SettingsStore(self.db, self.collections.params)
         from .mail import Mailer
 
         self.mailer = Mailer(self.settings.get)

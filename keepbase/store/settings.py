@@ -3,6 +3,13 @@
 Defaults match a fresh PocketBase install. Secrets (``smtp.password``, ``s3.secret``,
 ``backups.s3.secret``) are write-only: stored, never returned. ``KEEPBASE_SMTP_*`` environment
 variables (HOST, PORT, USERNAME, PASSWORD, TLS, ENABLED) override the stored SMTP settings.
+
+With an encryption keyring (``KEEPBASE_ENCRYPTION_KEYS``, docs/security.md) the secrets are also
+stored sealed: each non-empty secret is ``kb1.<key id>.<...>`` (AES-256-GCM, the secret's path as
+associated data, so a sealed value moved to another path does not open). They are opened when the
+settings are loaded and sealed afresh under the first key on every save, and at start-up a stored
+secret in clear (or under an older key) is sealed under the first key. Sealed secrets without their
+key stop start-up with one line (``StartupError``).
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import ipaddress
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -20,7 +27,8 @@ from sqlalchemy import insert, select, update
 
 from ..core.clock import now_str
 from ..core.cron import Schedule
-from ..core.errors import REQUIRED, FieldError, ValidationError
+from ..core.errors import REQUIRED, FieldError, StartupError, ValidationError
+from ..security.keyring import Keyring, KeyringError, key_id_of
 from .db import Database
 
 SECRET_PATHS = (("smtp", "password"), ("s3", "secret"), ("backups", "s3", "secret"))
@@ -141,16 +149,76 @@ def _validate_backups(backups: dict[str, Any]) -> dict[str, Any]:
     return errors
 
 
+def _secrets(settings: dict[str, Any]) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
+    """(path, the object holding the secret) for each secret present in ``settings``."""
+    for path in SECRET_PATHS:
+        node: Any = settings
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(path[-1]), str) and node[path[-1]]:
+            yield path, node
+
+
+def _aad(path: tuple[str, ...]) -> bytes:
+    return b"keepbase settings " + ".".join(path).encode()
+
+
 class SettingsStore:
     KEY = "settings"
 
-    def __init__(self, db: Database, params_table: Any) -> None:
+    def __init__(self, db: Database, params_table: Any, keyring: Keyring | None = None) -> None:
         self.db = db
         self.table = params_table
+        self.keyring = keyring
         self._lock = threading.Lock()
         self._cache: dict[str, Any] | None = None
         #: called after a successful ``patch`` (e.g. to reschedule the auto-backup job)
         self.on_change: list[Callable[[], None]] = []
+
+    def check_keys(self) -> None:
+        """At start-up: refuse sealed secrets whose key is not configured (``StartupError``), and
+        with a keyring, seal the secrets stored in clear or under a key other than the first."""
+        with self.db.write() as conn:
+            row = conn.execute(select(self.table.c.value).where(self.table.c.id == self.KEY)).first()
+            stored = orjson.loads(row[0]) if row and row[0] else {}
+            opened = self._open(stored)
+            keyring = self.keyring
+            if keyring is None or all(key_id_of(n[p[-1]]) == keyring.primary.id for p, n in _secrets(stored)):
+                return
+            conn.execute(update(self.table).where(self.table.c.id == self.KEY)
+                         .values(value=orjson.dumps(self._seal(opened)).decode(), updated=now_str()))
+        self.invalidate()
+
+    def _open(self, stored: dict[str, Any]) -> dict[str, Any]:
+        """``stored`` with its sealed secrets opened (a copy when there are any)."""
+        sealed = [(p, n) for p, n in _secrets(stored) if key_id_of(n[p[-1]]) is not None]
+        if not sealed:
+            return stored
+        out = copy.deepcopy(stored)
+        for path, node in _secrets(out):
+            value = node[path[-1]]
+            kid = key_id_of(value)
+            if kid is None:
+                continue
+            where = f"the stored settings' {'.'.join(path)}"
+            if self.keyring is None:
+                raise StartupError(f"{where} is encrypted (key {kid!r}) but no encryption keys are configured; "
+                                   "set KEEPBASE_ENCRYPTION_KEYS (or KEEPBASE_ENCRYPTION_KEYS_FILE)")
+            try:
+                node[path[-1]] = self.keyring.decrypt(value, _aad(path)).decode()
+            except KeyringError as exc:
+                raise StartupError(f"{where} cannot be decrypted: {exc}; configure that key in "
+                                   "KEEPBASE_ENCRYPTION_KEYS") from exc
+        return out
+
+    def _seal(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """A copy of ``settings`` (secrets in clear) with its secrets sealed under the first key."""
+        if self.keyring is None:
+            return settings
+        out = copy.deepcopy(settings)
+        for path, node in _secrets(out):
+            node[path[-1]] = self.keyring.encrypt(node[path[-1]].encode(), _aad(path))
+        return out
 
     def get(self) -> dict[str, Any]:
         """The effective settings (secrets included: for internal use only)."""
@@ -158,7 +226,7 @@ class SettingsStore:
         if cached is None:
             with self.db.read() as conn:
                 row = conn.execute(select(self.table.c.value).where(self.table.c.id == self.KEY)).first()
-            stored = orjson.loads(row[0]) if row and row[0] else {}
+            stored = self._open(orjson.loads(row[0]) if row and row[0] else {})
             # the environment is read when the cache fills, not on every call: every request
             # reads the settings, and scanning os.environ would cost more than the request
             cached = _env_overrides(merge(DEFAULTS, stored))
@@ -171,10 +239,10 @@ class SettingsStore:
     def patch(self, changes: dict[str, Any]) -> dict[str, Any]:
         with self.db.write() as conn:
             row = conn.execute(select(self.table.c.value).where(self.table.c.id == self.KEY)).first()
-            stored = orjson.loads(row[0]) if row and row[0] else {}
+            stored = self._open(orjson.loads(row[0]) if row and row[0] else {})
             new = merge(merge(DEFAULTS, stored), changes)
             _validate(new)
-            value = orjson.dumps(new).decode()
+            value = orjson.dumps(self._seal(new)).decode()
             if row is None:
                 conn.execute(insert(self.table).values(id=self.KEY, value=value, created=now_str(),
                                                        updated=now_str()))
