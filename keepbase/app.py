@@ -67,10 +67,10 @@ class App:
         self.collections = CollectionStore(self.db, RecordCipher(keyring) if keyring else None)
         self.collections.rule_validator = rule_error(self.collections.find, self.db.dialect)
         self.collections.bootstrap()
-        from .store.settings import SettingsStore
+        from .store.settings import SettingsStore, settings_keyring
 
-        self.settings = SettingsStore(self.db, self.collections.params, keyring)  # secrets sealed with keys
         try:
+            self.settings = SettingsStore(self.db, self.collections.params, settings_keyring(config, keyring))
             check_keys(self.collections, self.db, self.collections.cipher)
             self.settings.check_keys()
         except StartupError:

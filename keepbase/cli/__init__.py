@@ -45,16 +45,19 @@ def main() -> None:
               help="One line per request on stdout (KEEPBASE_ACCESS_LOG). Default on.")
 @click.option("--hooks", "hooks_dir", default=None, type=click.Path(exists=True, file_okay=False),
               help="Folder of hooks files: each *.py defines setup(app).")
+@click.option("--encryptionEnv", "encryption_env", default=None, metavar="VAR",
+              help="Name of an environment variable holding a 32-character key that encrypts the stored "
+                   "settings' secrets (KEEPBASE_ENCRYPTION_ENV).")
 @_common
 @tls_options
 def serve(http: str | None, sqlite_sync: str | None, dev: bool | None, debug: bool, shutdown_timeout: int | None,
-          log_format: str | None, access_log: bool | None, hooks_dir: str | None, dir_: str | None,
-          db: str | None, tls: TlsOptions) -> None:
+          log_format: str | None, access_log: bool | None, hooks_dir: str | None, encryption_env: str | None,
+          dir_: str | None, db: str | None, tls: TlsOptions) -> None:
     """Start the web server; with DOMAINS, over HTTPS with certificates from Let's Encrypt."""
     from .serve import exit_now, run_serve
 
     cfg = _config(http=http, sqlite_sync=sqlite_sync, dev=dev, dir=dir_, db=db, shutdown_timeout=shutdown_timeout,
-                  log_format=log_format, access_log=access_log)
+                  log_format=log_format, access_log=access_log, encryption_env=encryption_env)
     try:
         cfg, https_plan = plan_https(cfg, tls, http_given=http is not None)
     except ConfigError as exc:

@@ -65,6 +65,9 @@ class Config:
         "encrypts; the others still decrypt. Keep it secret (docs/security.md).")
     encryption_keys_file: str = _opt(
         "", "A file holding the encryption_keys value (instead of the environment). Keep it secret.")
+    encryption_env: str = _opt(
+        "", "The name of an environment variable holding a 32-character key that encrypts the secrets of the "
+        "settings stored in the database (PocketBase's --encryptionEnv); the encryption_keys also do.")
 
     @property
     def host(self) -> str:

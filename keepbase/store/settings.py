@@ -26,6 +26,7 @@ import orjson
 from sqlalchemy import insert, select, update
 
 from ..core.clock import now_str
+from ..core.config import Config, encryption_key_entries
 from ..core.cron import Schedule
 from ..core.errors import REQUIRED, FieldError, StartupError, ValidationError
 from ..security.keyring import Keyring, KeyringError, key_id_of
@@ -159,6 +160,27 @@ def _secrets(settings: dict[str, Any]) -> Iterator[tuple[tuple[str, ...], dict[s
             yield path, node
 
 
+ENV_KEY_ID = "encryptionEnv"
+
+
+def settings_keyring(cfg: Config, keyring: Keyring | None) -> Keyring | None:
+    """The keyring of the settings' secrets: the key in the variable ``cfg.encryption_env`` names
+    (PocketBase's ``--encryptionEnv``: 32 characters, used as they are) first when given, then the
+    keys of encrypted fields. ``StartupError`` (one line, never the key) when that variable is unset
+    or not 32 bytes."""
+    if not cfg.encryption_env:
+        return keyring
+    value = os.environ.get(cfg.encryption_env)
+    if value is None:
+        raise StartupError(f"--encryptionEnv names the environment variable {cfg.encryption_env}, which is not set")
+    key = value.encode()
+    if len(key) != 32:
+        raise StartupError(f"the environment variable {cfg.encryption_env} (--encryptionEnv) must hold a "
+                           f"32-character key, not {len(key)} bytes")
+    others = [e for e in encryption_key_entries(cfg) if e[0] != ENV_KEY_ID] if keyring is not None else []
+    return Keyring([(ENV_KEY_ID, key, None), *others])
+
+
 def _aad(path: tuple[str, ...]) -> bytes:
     return b"keepbase settings " + ".".join(path).encode()
 
@@ -201,14 +223,14 @@ class SettingsStore:
             if kid is None:
                 continue
             where = f"the stored settings' {'.'.join(path)}"
+            fix = "pass --encryptionEnv VAR (KEEPBASE_ENCRYPTION_ENV) naming the variable that holds its key" \
+                if kid == ENV_KEY_ID else "configure that key in KEEPBASE_ENCRYPTION_KEYS (or _FILE)"
             if self.keyring is None:
-                raise StartupError(f"{where} is encrypted (key {kid!r}) but no encryption keys are configured; "
-                                   "set KEEPBASE_ENCRYPTION_KEYS (or KEEPBASE_ENCRYPTION_KEYS_FILE)")
+                raise StartupError(f"{where} is encrypted (key {kid!r}) but no key is configured; {fix}")
             try:
                 node[path[-1]] = self.keyring.decrypt(value, _aad(path)).decode()
             except KeyringError as exc:
-                raise StartupError(f"{where} cannot be decrypted: {exc}; configure that key in "
-                                   "KEEPBASE_ENCRYPTION_KEYS") from exc
+                raise StartupError(f"{where} cannot be decrypted: {exc}; {fix}") from exc
         return out
 
     def _seal(self, settings: dict[str, Any]) -> dict[str, Any]:

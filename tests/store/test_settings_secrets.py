@@ -129,4 +129,24 @@ def test_clear_secrets_are_sealed_at_start_and_the_key_is_required(app: App) -> 
     with pytest.raises(StartupError) as exc:
         create_app(dataclasses.replace(app.config, encryption_keys=""))
     assert "\n" not in str(exc.value) and "smtp.password is encrypted (key 'k2')" in str(exc.value)
-    assert "KEEPBASE_ENCRYPTION_KEYS" in str(exc.value)
+    assert "configure that key in KEEPBASE_ENCRYPTION_KEYS" in str(exc.value)
+
+
+def test_encryption_env_key_as_pocketbase(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--encryptionEnv VAR``: the 32 characters in VAR seal the settings' secrets (first, before
+    the field keys), and alone suffice to open them after a restart."""
+    app.settings.patch({"s3": {"secret": S3_SECRET}})  # sealed under k1
+    monkeypatch.setenv("KB_TEST_SETTINGS_KEY", "0123456789abcdef0123456789ABCDEF")
+    for keys in (f"k1:{K1}", ""):  # the second start has only the --encryptionEnv key
+        kb = create_app(dataclasses.replace(app.config, encryption_env="KB_TEST_SETTINGS_KEY", encryption_keys=keys))
+        try:
+            assert kb.settings.get()["s3"]["secret"] == S3_SECRET
+        finally:
+            kb.close()
+        stored = orjson.loads(_raw(app))["s3"]["secret"]
+        assert stored.startswith("kb1.encryptionEnv.") and S3_SECRET not in _raw(app)
+    monkeypatch.setenv("KB_TEST_SETTINGS_KEY", "too-short")
+    with pytest.raises(StartupError, match="must hold a 32-character key, not 9 bytes"):
+        create_app(dataclasses.replace(app.config, encryption_env="KB_TEST_SETTINGS_KEY"))
+    with pytest.raises(StartupError, match=r"s3\.secret is encrypted \(key 'encryptionEnv'\).*--encryptionEnv VAR"):
+        create_app(dataclasses.replace(app.config, encryption_keys=""))
