@@ -32,8 +32,9 @@ from ..store.schema import PG_ROWID, table_for
 from .backup_archive import TABLE_PREFIX, InvalidArchiveError
 
 BATCH = 1000
-# request logs are not data (and live in auxiliary.db on SQLite, outside its backups too)
-EXCLUDED = frozenset({"_logs"})
+# request logs are not data (and live in auxiliary.db on SQLite, outside its backups too); the
+# realtime change log (realtime/changelog.py) only wakes live nodes: its rows mean nothing elsewhere
+EXCLUDED = frozenset({"_logs", "_kbChanges"})
 _NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
 
 
