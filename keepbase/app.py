@@ -55,8 +55,11 @@ class App:
         self.config = config
         from .security.keyring import keyring_from_config
         from .store.encryption import RecordCipher, check_keys
+        from .store.option_secrets import check_option_secrets
+        from .store.settings import SettingsStore, settings_keyring
 
         keyring = keyring_from_config(config)  # encrypted fields (docs/security.md)
+        secrets_keyring = settings_keyring(config, keyring)  # settings and OAuth2 client secrets
         data_dir = Path(config.dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(
@@ -66,13 +69,13 @@ class App:
         )
         self.collections = CollectionStore(self.db, RecordCipher(keyring) if keyring else None)
         self.collections.rule_validator = rule_error(self.collections.find, self.db.dialect)
+        self.collections.options_keyring = secrets_keyring
         self.collections.bootstrap()
-        from .store.settings import SettingsStore, settings_keyring
-
+        self.settings = SettingsStore(self.db, self.collections.params, secrets_keyring)
         try:
-            self.settings = SettingsStore(self.db, self.collections.params, settings_keyring(config, keyring))
             check_keys(self.collections, self.db, self.collections.cipher)
             self.settings.check_keys()
+            check_option_secrets(self.collections, secrets_keyring)
         except StartupError:
             self.db.dispose()
             raise

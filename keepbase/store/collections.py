@@ -18,24 +18,26 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..core.clock import now_str
 from ..core.errors import BadRequestError, FieldError, NotFoundError, ValidationError
 from ..core.ids import collection_id
+from ..security.keyring import Keyring
 from . import builtin
 from .collection_validate import RuleValidator, collection_from_payload, raw_message, validate_collection
 from .db import Database, after_commit
 from .encryption import RecordCipher, check_collection, finish_columns, prepare_columns, sealed_fields
 from .migrate import alter_collection_table, create_collection_table, drop_collection_table
 from .models import Collection, Field
+from .option_secrets import open_options, seal_options
 from .schema import system_metadata
 
 log = logging.getLogger("keepbase.collections")
 
 
-def _to_row(c: Collection, seq: int) -> dict[str, Any]:
+def _to_row(c: Collection, seq: int, keyring: Keyring | None = None) -> dict[str, Any]:
     return {
         "id": c.id, "system": 1 if c.system else 0, "type": c.type, "name": c.name,
         "fields": orjson.dumps([f.to_dict() for f in c.fields]).decode(),
         "indexes": orjson.dumps(c.indexes).decode(),
         "rules": orjson.dumps(c.rules).decode(),
-        "options": orjson.dumps(c.options).decode(),
+        "options": orjson.dumps(seal_options(c.id, c.options, keyring)).decode(),  # OAuth2 client secrets
         "created": c.created, "updated": c.updated, "seq": seq,
     }
 
@@ -47,12 +49,12 @@ def _field_from_dict(d: dict[str, Any]) -> Field:
                  options={k: v for k, v in d.items() if k not in common})
 
 
-def _from_row(row: Any) -> Collection:
+def _from_row(row: Any, keyring: Keyring | None = None) -> Collection:
     return Collection(
         id=row.id, name=row.name, type=row.type, system=bool(row.system),
         fields=[_field_from_dict(d) for d in orjson.loads(row.fields)],
         indexes=orjson.loads(row.indexes), rules=orjson.loads(row.rules),
-        options=orjson.loads(row.options), created=row.created, updated=row.updated,
+        options=open_options(row.id, orjson.loads(row.options), keyring), created=row.created, updated=row.updated,
     )
 
 
@@ -65,6 +67,8 @@ class CollectionStore:
         self.db = db
         #: seals encrypted fields (None without configured keys); given to the collections that have one
         self.cipher = cipher
+        #: seals the OAuth2 client secrets in ``options`` (``option_secrets``; None: stored in clear)
+        self.options_keyring: Keyring | None = None
         self._md, self.table, self.params = system_metadata()
         self._lock = threading.Lock()
         self._by_key: dict[str, Collection] = {}
@@ -85,7 +89,7 @@ class CollectionStore:
                 now = now_str()
                 for i, c in enumerate(builtin.builtin_collections(now)):
                     create_collection_table(conn, c)
-                    conn.execute(insert(self.table).values(_to_row(c, i + 1)))
+                    conn.execute(insert(self.table).values(_to_row(c, i + 1, self.options_keyring)))
         self.refresh()
 
     def refresh(self, conn: Connection | None = None) -> None:
@@ -94,7 +98,7 @@ class CollectionStore:
                 rows = rconn.execute(select(self.table).order_by(self.table.c.seq)).all()
         else:
             rows = conn.execute(select(self.table).order_by(self.table.c.seq)).all()
-        ordered = [_from_row(r) for r in rows]
+        ordered = [_from_row(r, self.options_keyring) for r in rows]
         for c in ordered:
             if sealed_fields(c):
                 c.cipher = self.cipher
@@ -144,12 +148,12 @@ class CollectionStore:
                     if old is None:
                         create_collection_table(conn, new)
                         seq = (conn.execute(select(func.max(self.table.c.seq))).scalar() or 0) + 1
-                        conn.execute(insert(self.table).values(_to_row(new, seq)))
+                        conn.execute(insert(self.table).values(_to_row(new, seq, self.options_keyring)))
                     else:
                         prepare_columns(conn, old, new)
                         alter_collection_table(conn, old, new)
                         finish_columns(conn, old, new, self.cipher)
-                        row = _to_row(new, 0)
+                        row = _to_row(new, 0, self.options_keyring)
                         row.pop("seq")
                         conn.execute(update(self.table).where(self.table.c.id == old.id).values(row))
             except SQLAlchemyError as exc:
