@@ -8,6 +8,8 @@ this package for one engine; tests seed their own, uniquely named collections th
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 import urllib.error
 import urllib.request
@@ -101,3 +103,25 @@ def kb_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 @pytest.fixture(scope="package")
 def seed(kb_server: Server) -> SeedApi:
     return SeedApi(kb_server.url)
+
+
+CHROMIUM = os.environ.get("KEEPBASE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's chromium driven by Playwright (one per test module)."""
+    if CHROMIUM is None:
+        pytest.skip("no Chromium found: install Debian's `chromium` package (scripts/install does), "
+                    "or point KEEPBASE_CHROMIUM at a Chromium binary")
+    playwright = pytest.importorskip("playwright.sync_api")
+    pw = playwright.sync_playwright().start()
+    try:
+        try:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, timeout=120_000)
+        except playwright.Error as exc:
+            pytest.skip(f"Chromium at {CHROMIUM} cannot be launched by Playwright: {exc}")
+        yield browser
+        browser.close()
+    finally:
+        pw.stop()

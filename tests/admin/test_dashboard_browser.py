@@ -11,9 +11,7 @@ Only Playwright's auto-waiting is used (``expect`` with generous timeouts): the 
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -29,34 +27,16 @@ from playwright.sync_api import (  # noqa: E402
     Browser,
     ConsoleMessage,
     Dialog,
-    Error,
     Locator,
     Page,
     expect,
-    sync_playwright,
 )
 
 TIMEOUT_MS = 30_000
-CHROMIUM = os.environ.get("KEEPBASE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 expect.set_options(timeout=TIMEOUT_MS)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if CHROMIUM is None:
-        pytest.skip("no Chromium found: install Debian's `chromium` package (scripts/install does), "
-                    "or point KEEPBASE_CHROMIUM at a Chromium binary")
-    pw = sync_playwright().start()
-    try:
-        try:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, timeout=120_000)
-        except Error as exc:
-            pytest.skip(f"Chromium at {CHROMIUM} cannot be launched by Playwright: {exc}")
-        yield browser
-        browser.close()
-    finally:
-        pw.stop()
 
 
 @dataclass

@@ -29,14 +29,12 @@ from playwright.sync_api import (  # noqa: E402
     Browser,
     ConsoleMessage,
     Dialog,
-    Error,
     Page,
     Request,
     expect,
-    sync_playwright,
 )
 
-from tests.admin.test_dashboard_browser import CHROMIUM, TIMEOUT_MS, Watch  # noqa: E402
+from tests.admin.test_dashboard_browser import TIMEOUT_MS, Watch  # noqa: E402
 
 EMAIL = "first@example.com"
 PASSWORD = "first-password-123"
@@ -46,21 +44,6 @@ DASHBOARD_TOKEN_KEY = "keepbase.dashboard.token"
 expect.set_options(timeout=TIMEOUT_MS)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if CHROMIUM is None:
-        pytest.skip("no Chromium found: install Debian's `chromium` package (scripts/install does), "
-                    "or point KEEPBASE_CHROMIUM at a Chromium binary")
-    pw = sync_playwright().start()
-    try:
-        try:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, timeout=120_000)
-        except Error as exc:
-            pytest.skip(f"Chromium at {CHROMIUM} cannot be launched by Playwright: {exc}")
-        yield browser
-        browser.close()
-    finally:
-        pw.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
