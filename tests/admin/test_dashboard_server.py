@@ -23,8 +23,9 @@ def raw_request(server: Server, method: str, raw_path: str) -> tuple[int, dict[s
 
 
 def test_start_message_points_at_the_dashboard(kb_server: Server) -> None:
-    assert f"└─ Dashboard: {kb_server.url}/_/" in kb_server.log()
-    assert "not part of this release" not in kb_server.log()
+    log = kb_server.log_path.read_text(errors="replace")  # the whole log: access-log lines follow the start
+    assert f"└─ Dashboard: {kb_server.url}/_/" in log
+    assert "not part of this release" not in log
 
 
 def test_served_over_http(kb_server: Server) -> None:
