@@ -138,7 +138,7 @@ class App:
             from .store.rate_limits import PostgresRateLimiter
 
             self.rate_limiter = PostgresRateLimiter(self.db)
-        self.totp = TOTPService(self.db, self.rate_limiter)
+        self.totp = TOTPService(self.db, self.rate_limiter, keyring=secrets_keyring)  # secrets sealed
         self.hooks.record_after_delete.bind(self.totp.on_record_deleted, id="keepbase-totp-cleanup")
         self.mfa = MFAService(self.db, self.collections, self.totp)
         self.otp = OTPService(self.db, self.collections, self.records, self.mailer, self.settings.get,

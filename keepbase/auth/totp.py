@@ -31,8 +31,9 @@ import pyotp
 from sqlalchemy import BigInteger, Column, Integer, MetaData, Table, delete, func, insert, select, update
 
 from ..core.clock import now_str
-from ..core.errors import BadRequestError, TooManyRequestsError
+from ..core.errors import BadRequestError, StartupError, TooManyRequestsError
 from ..core.ids import random_string
+from ..security.keyring import PREFIX, Keyring, key_id_of
 from ..security.rate_limiter import RateLimiter
 from ..store.db import Database
 from ..store.models import Collection
@@ -88,13 +89,61 @@ def new_recovery_code() -> str:
 class TOTPService:
     """Enrol, confirm, verify and disable TOTP for auth records. ``clock`` is replaceable in tests."""
 
-    def __init__(self, db: Database, limiter: RateLimiter, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, db: Database, limiter: RateLimiter, clock: Callable[[], float] = time.time,
+                 keyring: Keyring | None = None) -> None:
         self.db = db
         self.limiter = limiter
         self.clock = clock
+        #: with a keyring, secrets are stored sealed (AES-GCM, bound to their record; docs/security.md)
+        self.keyring = keyring
         self._md, self.table, self.recovery = _tables()
         with db.write() as conn:
             self._md.create_all(conn, checkfirst=True)
+        self._seal_stored()
+
+    # --- secrets at rest ---
+    @staticmethod
+    def _aad(collection_id: str, record_id: str) -> bytes:
+        return f"totp|{collection_id}|{record_id}".encode()
+
+    def _seal(self, collection_id: str, record_id: str, secret: str) -> str:
+        if self.keyring is None:
+            return secret
+        return self.keyring.encrypt(secret.encode(), self._aad(collection_id, record_id))
+
+    def _open(self, row: Any) -> str:
+        """The base32 secret of a ``_kbTotp`` row (sealed or, stored before a key was set, plain)."""
+        stored = str(row.secret)
+        if key_id_of(stored) is None:
+            return stored
+        if self.keyring is None:
+            raise StartupError("TOTP secrets are stored encrypted but no encryption key is configured: "
+                               "set KEEPBASE_ENCRYPTION_KEYS (docs/security.md)")
+        return self.keyring.decrypt(stored, self._aad(row.collectionRef, row.recordRef)).decode()
+
+    def _seal_stored(self) -> None:
+        """Seal secrets stored in clear (before a key was configured) or under an older key; a sealed
+        secret whose key is missing stops start-up with one line."""
+        if self.keyring is None:
+            with self.db.read() as conn:
+                sealed = conn.execute(select(self.table.c.recordRef).where(
+                    self.table.c.secret.startswith(PREFIX, autoescape=True)).limit(1)).first()
+            if sealed is not None:
+                raise StartupError("TOTP secrets are stored encrypted but no encryption key is configured: "
+                                   "set KEEPBASE_ENCRYPTION_KEYS (docs/security.md)")
+            return
+        with self.db.write() as conn:
+            for row in conn.execute(select(self.table)).all():
+                kid = key_id_of(str(row.secret))
+                if kid == self.keyring.primary.id:
+                    continue
+                if kid is not None and not self.keyring.has(kid):
+                    raise StartupError(f"TOTP secrets are sealed with the encryption key {kid!r}, which is not in "
+                                       "KEEPBASE_ENCRYPTION_KEYS; add it back (docs/security.md)")
+                sealed = self._seal(row.collectionRef, row.recordRef, self._open(row))
+                conn.execute(update(self.table).where(self.table.c.collectionRef == row.collectionRef,
+                                                      self.table.c.recordRef == row.recordRef)
+                             .values(secret=sealed))
 
     def _key(self, t: Table, c: Collection, record_id: str) -> Any:
         return (t.c.collectionRef == c.id) & (t.c.recordRef == record_id)
@@ -123,7 +172,8 @@ class TOTPService:
             if row is not None and row.enabled:
                 raise BadRequestError(ALREADY_ENABLED)
             conn.execute(delete(self.table).where(self._key(self.table, c, record_id), self.table.c.enabled == 0))
-            conn.execute(insert(self.table).values(collectionRef=c.id, recordRef=record_id, secret=secret,
+            conn.execute(insert(self.table).values(collectionRef=c.id, recordRef=record_id,
+                                                   secret=self._seal(c.id, record_id, secret),
                                                    enabled=0, lastStep=0, created=now, updated=now))
         uri = pyotp.TOTP(secret).provisioning_uri(name=account, issuer_name=issuer)
         return {"secret": secret, "uri": uri}
@@ -135,7 +185,7 @@ class TOTPService:
             raise BadRequestError(NOT_ENROLLED)
         if row.enabled:
             raise BadRequestError(ALREADY_ENABLED)
-        step = self._matching_step(row.secret, code)
+        step = self._matching_step(self._open(row), code)
         if step is None:
             return None
         codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
@@ -175,7 +225,7 @@ class TOTPService:
         row = self._row(c, record_id)
         if row is None or not row.enabled:
             return False
-        step = self._matching_step(row.secret, code)
+        step = self._matching_step(self._open(row), code)
         if step is None:
             return False
         with self.db.write() as conn:
