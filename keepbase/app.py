@@ -300,7 +300,8 @@ class App:
                                    identity_field: str = "", ip: str = "") -> dict[str, Any]:
         """Password sign-in; every attempt, successful or not, leaves an ``_audit`` row."""
         try:
-            record = authenticate_with_password(self.db, self.collections, c, identity, password, identity_field)
+            record = authenticate_with_password(self.db, self.collections, c, identity, password, identity_field,
+                                                self.rate_limiter)
         except ApiError as exc:
             self.accounts.audit_sign_in(c, "password", None, ip, identity, exc.message)
             raise

@@ -14,6 +14,7 @@ audit row is written on both paths so the work done per request is alike.
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 import threading
@@ -294,14 +295,20 @@ class AccountService:
         record = dict(auth.record)
         if err is None and new_email == record.get("email"):
             err = FieldError("validation_not_in_invalid", "Must not be in list.")
+        taken = False
         if err is None:
             other = self._find_by_email(c, new_email)
             if other is not None and other["id"] != record["id"]:
-                err = FieldError("validation_invalid_new_email", "Invalid new email address.")
+                taken = True
+                if not c.options.get("enumerationSafe"):
+                    err = FieldError("validation_invalid_new_email", "Invalid new email address.")
         if err:
             raise ValidationError(VALIDATE_ERROR, {"newEmail": err})
+        # enumerationSafe: a taken address answers like a free one; its owner is told instead
+        message = (taken_address_notice(self.settings(), new_email, "change an account's email to")
+                   if taken else mails.email_change_message(self.settings(), c, record, new_email))
         try:
-            self.mailer.send(mails.email_change_message(self.settings(), c, record, new_email))
+            self.mailer.send(message)
         except MailError as exc:
             log.error("failed to send the email change email: %s", exc)
             raise BadRequestError("Failed to request email change.") from exc
@@ -428,4 +435,14 @@ class AccountService:
 
 class _Consumed(Exception):
     """The conditional UPDATE matched no row: the token's key is already gone."""
+
+
+def taken_address_notice(settings: dict[str, Any], to: str, attempt: str) -> Message:
+    """The mail an ``enumerationSafe`` collection sends to the owner of an address someone tried
+    to use again (``attempt``: "sign up with", "change an account's email to")."""
+    app_name = str(settings.get("meta", {}).get("appName", "")) or "the app"
+    text = (f"Someone tried to {attempt} your email address at {app_name}. Your account was not changed. "
+            "If it was you, sign in or reset your password instead; otherwise you can ignore this mail.")
+    return Message(to=[to], subject=f"Someone tried to use your address at {app_name}",
+                   html=f"<p>{html.escape(text)}</p>", text=text)
 

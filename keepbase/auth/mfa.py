@@ -25,6 +25,7 @@ from ..store.collections import CollectionStore
 from ..store.db import Database
 from ..store.models import Collection
 from ..store.record_input import row_values
+from .attempts import counted_attempt
 from .auth_rule import check_auth_rule, record_matches
 from .totp import TOTPService
 
@@ -119,8 +120,9 @@ class MFAService:
         table = self.collections.records_table(c)
         with self.db.read() as conn:
             row = conn.execute(select(table).where(table.c.id == session["recordRef"])).first()
-        if row is None or not self.totp.verify_code(c, str(session["recordRef"]), code):
-            raise BadRequestError(FAILED)
+        with counted_attempt(self.totp.limiter, c, "totp", str(session["recordRef"])):
+            if row is None or not self.totp.verify_code(c, str(session["recordRef"]), code):
+                raise BadRequestError(FAILED)
         record = row_values(c, row)
         check_auth_rule(self.db, self.collections, c, record, "totp")
         return record

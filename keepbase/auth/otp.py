@@ -41,6 +41,7 @@ from ..store.db import Database
 from ..store.models import Collection
 from ..store.record_input import row_values
 from ..store.records import RecordService
+from .attempts import counted_attempt
 from .auth_rule import check_auth_rule
 from .mails import otp_message
 from .mfa import MFAService
@@ -170,10 +171,11 @@ class OTPService:
             row = conn.execute(select(table).where(table.c.id == otp.recordRef)).first()
         if row is None:
             raise BadRequestError(INVALID)
-        if self.limiter.consume(f"otp:{c.id}:{otp.recordRef}", MAX_ATTEMPTS, ATTEMPTS_WINDOW):
-            raise TooManyRequestsError(TOO_MANY)
-        if not verify_password(str(otp.password), password):
-            raise BadRequestError(INVALID)
+        with counted_attempt(self.limiter, c, "otp", str(otp.recordRef)):  # keepbase's, configurable
+            if self.limiter.consume(f"otp:{c.id}:{otp.recordRef}", MAX_ATTEMPTS, ATTEMPTS_WINDOW):
+                raise TooManyRequestsError(TOO_MANY)
+            if not verify_password(str(otp.password), password):
+                raise BadRequestError(INVALID)
         with self.db.write() as conn:  # single use: only the request whose DELETE hit the row goes on
             if conn.execute(delete(t).where(t.c.id == otp_id)).rowcount != 1:
                 raise BadRequestError(INVALID)

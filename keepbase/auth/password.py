@@ -10,19 +10,24 @@ from sqlalchemy import select, update
 from ..core.errors import BadRequestError, FieldError, ForbiddenError, ValidationError
 from ..core.types import AuthInfo, RequestInfo
 from ..security.passwords import hash_password, needs_rehash, verify_dummy, verify_password
+from ..security.rate_limiter import RateLimiter
 from ..store.collections import CollectionStore
 from ..store.db import Database
 from ..store.models import Collection
 from ..store.record_input import row_values
 from ..store.record_rules import rule_condition
+from .attempts import counted_attempt
 
 log = logging.getLogger("keepbase.auth")
 FAILED = "Failed to authenticate."
 
 
 def authenticate_with_password(db: Database, collections: CollectionStore, c: Collection, identity: str,
-                               password: str, identity_field: str = "") -> dict[str, Any]:
-    """The stored values of the record whose identity + password match; 400 otherwise."""
+                               password: str, identity_field: str = "", limiter: RateLimiter | None = None,
+                               ) -> dict[str, Any]:
+    """The stored values of the record whose identity + password match; 400 otherwise.
+
+    ``limiter``: the app's rate-limit store, for the per-identity failure limit (``attempts``)."""
     pa = c.options.get("passwordAuth", {})
     if not pa.get("enabled"):
         raise ForbiddenError("The collection is not configured to allow password authentication.")
@@ -33,21 +38,22 @@ def authenticate_with_password(db: Database, collections: CollectionStore, c: Co
                 "identityField": FieldError("validation_in_invalid", "Must be a valid value.")})
         fields = [identity_field]
     table = collections.records_table(c)
-    row = None
-    with db.read() as conn:
-        for name in fields:
-            if c.get_field(name) is None:
-                continue
-            row = conn.execute(select(table).where(table.c[name] == identity).limit(1)).first()
-            if row is not None:
-                break
-    if row is None:
-        verify_dummy(password)
-        raise BadRequestError(FAILED)
-    record = row_values(c, row)
-    stored = str(record.get("password") or "")
-    if not verify_password(stored, password):
-        raise BadRequestError(FAILED)
+    with counted_attempt(limiter, c, "password", identity):  # per identity, known or not
+        row = None
+        with db.read() as conn:
+            for name in fields:
+                if c.get_field(name) is None:
+                    continue
+                row = conn.execute(select(table).where(table.c[name] == identity).limit(1)).first()
+                if row is not None:
+                    break
+        if row is None:
+            verify_dummy(password)
+            raise BadRequestError(FAILED)
+        record = row_values(c, row)
+        stored = str(record.get("password") or "")
+        if not verify_password(stored, password):
+            raise BadRequestError(FAILED)
     if needs_rehash(stored):
         new_hash = hash_password(password)
         try:

@@ -52,6 +52,8 @@ AUTH_OPTION_KINDS: dict[str, dict[str, Any]] = {
     "otp": {"": "core.OTPConfig", "enabled": "bool", "duration": "int64", "length": "int",
             "emailTemplate": _TEMPLATE},
     **{key: _TOKEN for key in builtin.TOKEN_KEYS},
+    # keepbase's: per-account failed sign-in limit (auth.attempts); stored and returned once submitted
+    "accountLimit": {"": "keepbase.AccountLimit", "maxFailures": "int", "duration": "int64"},
     **{key: _TEMPLATE for key in ("verificationTemplate", "resetPasswordTemplate", "confirmEmailChangeTemplate")},
 }
 
@@ -288,6 +290,10 @@ def collection_from_payload(payload: dict[str, Any], old: Collection | None, now
             if key in payload:
                 value = {} if payload[key] is None else payload[key]
                 opts = {**opts, key: _merge_typed(opts.get(key) or {}, value, kinds, f"/{key}")}
+        if "enumerationSafe" in payload:  # keepbase's opt-in (auth.account); present only when true
+            opts = {k: v for k, v in opts.items() if k != "enumerationSafe"}
+            if decode("bool", payload["enumerationSafe"], False, "/enumerationSafe"):
+                opts["enumerationSafe"] = True
         c.options = copy.deepcopy(opts)
         if old and old.type == "auth" and c.rules.get("authRule") != old.rules.get("authRule"):
             c.options["authToken"]["secret"] = random_string(50)

@@ -277,6 +277,11 @@ def _auth_option_errors(c: Collection, rule_error: RuleValidator) -> dict[str, A
         "emailTemplate": _template_errors(otp.get("emailTemplate"))})
     mfa = o.get("mfa", {})
     nested("mfa", {"duration": _duration_error(mfa.get("duration"), 86400) if mfa.get("enabled") else None})
+    limit = o.get("accountLimit") or {}  # keepbase's per-account sign-in limit (0: the default)
+    nested("accountLimit", {"maxFailures": first_error(min_rule(limit.get("maxFailures") or 0, 0),
+                                                       max_rule(limit.get("maxFailures") or 0, 10000)),
+                            "duration": first_error(min_rule(limit.get("duration") or 0, 0),
+                                                    max_rule(limit.get("duration") or 0, 86400))})
     for key in builtin.TOKEN_KEYS:
         token = o.get(key, {})
         secret = token.get("secret") or ""
