@@ -8,11 +8,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..auth.signup import create_record_enumeration_safe
 from ..core.errors import NotFoundError
 from ..core.types import RequestInfo
 from ..store.expand import expand_records
 from ..store.models import Collection
-from .deps import app_of, close_uploads, read_body, request_info, run_read, run_write
+from .deps import app_of, client_ip, close_uploads, read_body, request_info, run_read, run_write
 from .params import list_params
 from .responses import json_response, no_content
 
@@ -74,8 +75,12 @@ async def create_record(request: Request) -> Response:
     body, from_form = await read_body(request, _body_limit(request, c))
     try:
         info = await request_info(request, body)
-        record = await run_write(request, app.records.create_record, c, body, info, from_form,
-                                 slow=c.is_auth and "password" in body)
+        if c.is_auth and c.options.get("enumerationSafe"):
+            record = await run_write(request, create_record_enumeration_safe, app.records, app.accounts, c, body,
+                                     info, from_form, client_ip(request), slow=True)
+        else:
+            record = await run_write(request, app.records.create_record, c, body, info, from_form,
+                                     slow=c.is_auth and "password" in body)
     finally:
         close_uploads(body)
     await _expand(request, c, [record], info)

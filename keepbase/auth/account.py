@@ -129,6 +129,10 @@ class AccountService:
     def _send_later(self, message: Message, what: str, ip: str) -> None:
         self.mail_queue.submit(message, client=ip, what=what)
 
+    def send_notice(self, message: Message, what: str, ip: str) -> None:
+        """Queue a notice mail (bounded, retried; see mail.queue)."""
+        self._send_later(message, what, ip)
+
     def _save(self, c: Collection, old: dict[str, Any], changes: dict[str, Any], info: RequestInfo,
               entry: AuditEntry, *, only_unverified: bool = False) -> bool:
         """Apply ``changes`` iff the record still has the tokenKey the token was signed with.
