@@ -9,6 +9,7 @@ beyond int64) → otherwise the generic 400. A page below 1 is 1; a perPage belo
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote_to_bytes
 
 from starlette.datastructures import QueryParams
 
@@ -51,3 +52,17 @@ def list_params(q: QueryParams) -> ListParams:
         sort=q.get("sort", ""),
         filter=q.get("filter", ""),
     )
+
+
+_ESCAPED_HIGH_BYTE = re.compile(rb"%[89A-Fa-f][0-9A-Fa-f]")
+
+
+def valid_query_encoding(raw: bytes) -> bool:
+    """Whether a raw query string decodes to UTF-8 (checked fully only when it escapes a byte ≥ 0x80)."""
+    if not _ESCAPED_HIGH_BYTE.search(raw) and raw.isascii():
+        return True
+    try:
+        unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..core.errors import ApiError, NotFoundError
+from ..core.errors import ApiError, BadRequestError, NotFoundError
 from . import (
     audit,
     backups,
@@ -38,6 +38,7 @@ from . import (
 )
 from .access_log import AccessLogMiddleware
 from .errors import EnvelopeGuard, api_error_handler, error_response
+from .params import valid_query_encoding
 from .rate_limits import RateLimitMiddleware
 from .request_log import RequestLogMiddleware
 
@@ -86,6 +87,13 @@ class HeadersMiddleware:
                 ]
             await send({"type": "http.response.start", "status": 204, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
+            return
+
+        if not valid_query_encoding(scope.get("query_string", b"")):
+            # keepbase refuses what PocketBase silently ignores (``fields``/``expand`` with bytes that
+            # are not UTF-8): parser differentials are a known bypass class
+            response = error_response(BadRequestError())
+            await response(scope, receive, send)
             return
 
         # PocketBase drops X-Frame-Options on file downloads (the sandboxing CSP stays)

@@ -3,9 +3,9 @@
 Expected answers are PocketBase 0.40.6's, checked on the binary: a repeated key in any JSON
 object (top level, nested, inside a batch item's body, inside ``@jsonPayload``) makes the body
 unreadable (400 with the endpoint's usual message, nothing written); keys differing in case are
-distinct. Invalid UTF-8 in ``filter``/``sort`` is a 400, while PocketBase answers 200 for it in
-``fields`` (nothing projected) and ``expand`` (ignored) and 404 in a path segment: keepbase pins
-the same answers.
+distinct. Invalid UTF-8 in ``filter``/``sort`` is a 400 in both; PocketBase answers 200 for it in
+``fields`` (nothing projected) and ``expand`` (ignored), where keepbase refuses any query value
+that is not UTF-8 with 400; a path segment is 404 in both.
 """
 
 from __future__ import annotations
@@ -83,14 +83,18 @@ async def test_invalid_utf8_in_filter_and_sort(client: httpx.AsyncClient, su_hea
     assert (r.status_code, r.json()) == (400, GENERIC)
 
 
-async def test_invalid_utf8_elsewhere_answers_like_pocketbase(client: httpx.AsyncClient,
-                                                              su_headers: Headers) -> None:
+async def test_invalid_utf8_elsewhere_is_refused(client: httpx.AsyncClient, su_headers: Headers) -> None:
     await items_collection(client, su_headers, listRule="", viewRule="")
     assert (await client.post("/api/collections/items/records", json={"name": "x"})).status_code == 200
-    r = await client.get("/api/collections/items/records?fields=%FF")
-    assert r.status_code == 200 and r.json()["items"] == [{}]
-    r = await client.get("/api/collections/items/records?expand=%FF")
-    assert r.status_code == 200 and r.json()["items"][0]["name"] == "x"
+    # PocketBase answers 200 and ignores these; keepbase refuses them (docs/compatibility.md)
+    for query in ("fields=%FF", "expand=%FF", "page=1&x=%C3%28", "perPage=%E2%82", "skipTotal=%ED%A0%80"):
+        r = await client.get(f"/api/collections/items/records?{query}")
+        assert (r.status_code, r.json()) == (400, GENERIC), query
+    r = await client.get("/api/health?fields=%FF")
+    assert (r.status_code, r.json()) == (400, GENERIC)
+    # valid UTF-8, escaped or not, still works
+    r = await client.get("/api/collections/items/records?filter=name%3D%22%C3%A9%22&fields=name")
+    assert r.status_code == 200 and r.json()["items"] == []
     r = await client.get("/api/collections/items/records/%FF%FE")
     assert r.status_code == 404 and r.json()["status"] == 404
     r = await client.get("/api/collections/%FF/records")
