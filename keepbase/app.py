@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -382,7 +383,9 @@ class App:
 
     def close(self) -> None:
         self.scheduler.stop()
-        self.accounts.close(timeout=float(self.config.shutdown_timeout))  # pending mails get the grace period
+        deadline = time.monotonic() + float(self.config.shutdown_timeout)  # pending mails get the grace period
+        self.otp.close(timeout=float(self.config.shutdown_timeout))  # OTPs being hashed, into the mail queue
+        self.accounts.close(timeout=max(0.0, deadline - time.monotonic()))
         self.logs.close()
         if self.group_writer is not None:
             self.group_writer.stop()

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..auth.timing import response_floor
 from ..core.errors import ApiError
 from .deps import app_of, client_ip, read_body, run
 from .record_auth import LOAD_ERROR, _auth_collection, _auth_response
@@ -16,8 +17,9 @@ async def request_otp(request: Request) -> Response:
     c = _auth_collection(request)
     app = app_of(request)
     app.otp.enabled_or_403(c)
-    body, _ = await read_body(request, app.config.max_body_size, invalid_message=LOAD_ERROR)
-    otp_id = await run(request, app.otp.request_otp, c, body.get("email"))
+    async with response_floor():  # same answer time for known and unknown emails (auth.timing)
+        body, _ = await read_body(request, app.config.max_body_size, invalid_message=LOAD_ERROR)
+        otp_id = await run(request, app.otp.request_otp, c, body.get("email"))
     return json_response({"otpId": otp_id})
 
 

@@ -3,12 +3,14 @@ change, and superuser impersonation. The work lives in ``auth.account``."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..auth.timing import response_floor
 from ..core.errors import (
     BadRequestError,
     FieldError,
@@ -30,13 +32,16 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _flow(name: str) -> Any:
-    """A handler for a public ``POST /api/collections/{c}/<flow>`` that answers 204."""
+def _flow(name: str, padded: bool = False) -> Any:
+    """A handler for a public ``POST /api/collections/{c}/<flow>`` that answers 204. A ``padded``
+    one (a "send me a mail" request) answers no sooner than ``auth.timing``'s floor, whether or
+    not the email has an account and whether or not it is cooling down."""
 
     async def handler(request: Request) -> Response:
         c = _auth_collection(request)
-        body = await _body(request)
-        await run(request, getattr(app_of(request).accounts, name), c, body, client_ip(request))
+        async with response_floor() if padded else nullcontext():
+            body = await _body(request)
+            await run(request, getattr(app_of(request).accounts, name), c, body, client_ip(request))
         return no_content()
 
     handler.__name__ = name
@@ -75,9 +80,10 @@ async def impersonate(request: Request) -> Response:
 
 
 ROUTES = [
-    Route("/api/collections/{collection}/request-verification", _flow("request_verification"), methods=["POST"]),
+    Route("/api/collections/{collection}/request-verification", _flow("request_verification", padded=True),
+          methods=["POST"]),
     Route("/api/collections/{collection}/confirm-verification", _flow("confirm_verification"), methods=["POST"]),
-    Route("/api/collections/{collection}/request-password-reset", _flow("request_password_reset"),
+    Route("/api/collections/{collection}/request-password-reset", _flow("request_password_reset", padded=True),
           methods=["POST"]),
     Route("/api/collections/{collection}/confirm-password-reset", _flow("confirm_password_reset"),
           methods=["POST"]),

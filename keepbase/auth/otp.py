@@ -1,8 +1,10 @@
 """One-time passwords by email, as PocketBase's request-otp / auth-with-otp.
 
 * ``request_otp`` always answers with an id — a random, unusable one for unknown emails — so
-  the endpoint does not tell which emails have accounts. The mail goes out on a background
-  thread (no timing difference either); if sending fails the OTP is deleted.
+  the endpoint does not tell which emails have accounts. For a known email the OTP is hashed,
+  stored and mailed on a worker thread (``MAX_PENDING_ISSUES`` at most), so the answer does not
+  wait for ~100 ms of bcrypt that an unknown email would not cost (timing: ``auth.timing``); if
+  sending fails the OTP is deleted.
 * The password is ``otp.length`` random digits, stored bcrypt-hashed in ``_otps``.
 * ``auth_with_otp``: at most 5 attempts per record per 180 s (PocketBase's built-in limit,
   whatever the settings say), then the OTP is consumed by one conditional DELETE: of many
@@ -12,10 +14,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -54,6 +58,7 @@ TOO_MANY = "Too many attempts, please try again later with a new OTP."
 VALIDATE_ERROR = "An error occurred while validating the submitted data."
 MAX_ATTEMPTS, ATTEMPTS_WINDOW = 5, 180  # PocketBase's built-in limit per record
 MAX_LIVE_OTPS = 9  # beyond this many unexpired OTPs the newest is reused and nothing is sent
+MAX_PENDING_ISSUES = 1000  # OTPs waiting to be hashed, stored and mailed; beyond, one is dropped (logged)
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -74,6 +79,18 @@ class OTPService:
         self.limiter = limiter
         self.mfa = mfa
         self.mail_queue: MailQueue | None = None  # create_app shares the auth mail queue (bounded, retried)
+        self._issuer = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 2),
+                                          thread_name_prefix="keepbase-otp")  # threads start on first use
+        self._pending = 0  # OTPs submitted to _issuer and not issued yet
+        self._pending_changed = threading.Condition()
+
+    def close(self, timeout: float) -> bool:
+        """Let the OTPs being issued reach the mail queue (within ``timeout`` s): call before the
+        mail queue closes. True when none was left."""
+        with self._pending_changed:
+            done = self._pending_changed.wait_for(lambda: self._pending == 0, timeout)
+        self._issuer.shutdown(wait=False)
+        return done
 
     def _table(self) -> Any:
         return self.collections.records_table(self.collections.get("_otps"))
@@ -103,13 +120,36 @@ class OTPService:
         if reuse:
             log.warning("too many OTP requests for record %s; reusing the last issued", record["id"])
             return reuse
-        otp_id, password = self.create_otp(c, record, email)
-        if self.mail_queue is None:
-            threading.Thread(target=self._send, args=(c, record, otp_id, password), daemon=True).start()
-        elif not self.mail_queue.submit(otp_message(self.settings(), c, record, otp_id, password), what="OTP",
-                                        on_failure=lambda _exc: self._delete_otp(otp_id)):
-            self._delete_otp(otp_id)  # dropped (queue full): an OTP nobody received is useless
+        otp_id = new_record_id()
+        with self._pending_changed:
+            if self._pending >= MAX_PENDING_ISSUES:
+                log.warning("too many OTPs waiting to be issued; dropping OTP %s", otp_id)
+                return otp_id  # as a full mail queue drops the mail: the caller asks again
+            self._pending += 1
+        try:
+            self._issuer.submit(self._issue, c, record, email, otp_id)
+        except RuntimeError:  # closed: shutting down
+            self._issued()
+            log.warning("shutting down; dropping OTP %s", otp_id)
         return otp_id
+
+    def _issue(self, c: Collection, record: dict[str, Any], email: str, otp_id: str) -> None:
+        try:
+            _, password = self.create_otp(c, record, email, otp_id)
+            if self.mail_queue is None:
+                self._send(c, record, otp_id, password)
+            elif not self.mail_queue.submit(otp_message(self.settings(), c, record, otp_id, password), what="OTP",
+                                            on_failure=lambda _exc: self._delete_otp(otp_id)):
+                self._delete_otp(otp_id)  # dropped (queue full): an OTP nobody received is useless
+        except Exception:
+            log.exception("failed to issue OTP %s", otp_id)
+        finally:
+            self._issued()
+
+    def _issued(self) -> None:
+        with self._pending_changed:
+            self._pending -= 1
+            self._pending_changed.notify_all()
 
     def _newest_if_too_many(self, c: Collection, record_id: str, duration: int) -> str:
         t = self._table()
@@ -120,11 +160,11 @@ class OTPService:
         live = [r for r in rows if (parse_datetime(str(r.created)) or since) > since]
         return str(rows[0].id) if len(live) > MAX_LIVE_OTPS else ""
 
-    def create_otp(self, c: Collection, record: dict[str, Any], sent_to: str) -> tuple[str, str]:
+    def create_otp(self, c: Collection, record: dict[str, Any], sent_to: str, otp_id: str = "") -> tuple[str, str]:
         """Store a new OTP for ``record``: (otpId, plain password)."""
         length = int(c.options.get("otp", {}).get("length") or 8)
         password = "".join(secrets.choice("0123456789") for _ in range(length))
-        otp_id = new_record_id()
+        otp_id = otp_id or new_record_id()
         ts = now_str()
         with self.db.write() as conn:
             conn.execute(insert(self._table()).values(
