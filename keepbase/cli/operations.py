@@ -22,20 +22,20 @@ def _api_error(exc: ApiError) -> tuple[int, str]:
     return 1, f"Error: {orjson.dumps(exc.to_dict()).decode()}"
 
 
-def superuser_upsert(app: Any, args: dict[str, Any]) -> tuple[int, str]:
+def _saved_superuser(save: Any, args: dict[str, Any]) -> tuple[int, str]:
     try:
-        app.upsert_superuser(str(args["email"]), str(args["password"]))
+        save(str(args["email"]), str(args["password"]))
     except ApiError as exc:
         return _api_error(exc)
     return 0, f"Successfully saved superuser {args['email']!r}!"
+
+
+def superuser_upsert(app: Any, args: dict[str, Any]) -> tuple[int, str]:
+    return _saved_superuser(app.upsert_superuser, args)
 
 
 def superuser_create(app: Any, args: dict[str, Any]) -> tuple[int, str]:
-    try:
-        app.create_superuser(str(args["email"]), str(args["password"]))
-    except ApiError as exc:
-        return _api_error(exc)
-    return 0, f"Successfully saved superuser {args['email']!r}!"
+    return _saved_superuser(app.create_superuser, args)
 
 
 def superuser_delete(app: Any, args: dict[str, Any]) -> tuple[int, str]:
